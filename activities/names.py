@@ -1,0 +1,12 @@
+"""Activity names, defined once for the workflows, the worker and tests."""
+
+RECORD_STATUSES = "record_statuses"
+PREPARE_PIPELINE_RUN = "prepare_pipeline_run"
+CLOSE_OPEN_STAGE_RUNS = "close_open_stage_runs"
+MATERIALIZE_TARGETS = "materialize_targets"
+NEXT_TARGET_PAGE = "next_target_page"
+CLOSE_PENDING_TARGETS = "close_pending_targets"
+ADD_TARGET_DEVICE = "add_target_device"
+COUNT_TARGETS = "count_targets"
+DISPATCH_COMMAND = "dispatch_command"
+CANCEL_COMMAND = "cancel_command"

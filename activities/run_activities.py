@@ -1,0 +1,155 @@
+"""Activities: thin adapters from the workflows to the store and the device gateway.
+
+Store calls run on the engine's store threads (store/executor.py). Every one is idempotent,
+so Temporal may retry or replay them freely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy.engine import Engine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import names
+from activities.messages import (
+    AddDeviceInput,
+    AddedDevice,
+    CancelCommandInput,
+    ClosedCount,
+    ClosePendingTargetsInput,
+    CloseStageRunsInput,
+    DispatchInput,
+    DispatchResult,
+    PipelineRunRef,
+    PreparedPipelineRun,
+    RecordStatusesInput,
+    RecordStatusesResult,
+    StagePlanMsg,
+    StageRunInfoMsg,
+    StageRunRef,
+    TargetCounts,
+    TargetPage,
+    TargetPageInput,
+)
+from devices.gateway import DeviceCommand, DeviceGateway
+from domain.statuses import RunKind, is_terminal
+from store import run_records
+from store.executor import run_db
+from store.run_records import StatusChange
+
+T = TypeVar("T")
+
+
+def _at(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, UTC)
+
+
+class RunActivities:
+    def __init__(self, engine: Engine, gateway: DeviceGateway) -> None:
+        self._engine = engine
+        self._gateway = gateway
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await run_db(self._engine, fn, *args, **kwargs)
+        except LookupError as missing:
+            # A row that is not there will not appear on a retry.
+            raise ApplicationError(str(missing), type="NotFound", non_retryable=True) from None
+
+    @activity.defn(name=names.RECORD_STATUSES)
+    async def record_statuses(self, request: RecordStatusesInput) -> RecordStatusesResult:
+        changes = [
+            StatusChange(c.kind, c.run_id, c.status, _at(c.at_epoch), c.reason, c.fields)
+            for c in request.changes
+        ]
+        return RecordStatusesResult(await self._db(run_records.record_statuses, self._engine,
+                                                   changes))
+
+    @activity.defn(name=names.PREPARE_PIPELINE_RUN)
+    async def prepare_pipeline_run(self, ref: PipelineRunRef) -> PreparedPipelineRun:
+        run_id = UUID(ref.pipeline_run_id)
+        stages = await self._db(run_records.prepare_stage_runs, self._engine, run_id)
+        timeout = await self._db(run_records.pipeline_timeout_seconds, self._engine, run_id)
+        return PreparedPipelineRun(
+            timeout_seconds=timeout,
+            stages=[StageRunInfoMsg(**vars(stage)) for stage in stages],
+        )
+
+    @activity.defn(name=names.CLOSE_OPEN_STAGE_RUNS)
+    async def close_open_stage_runs(self, request: CloseStageRunsInput) -> ClosedCount:
+        return ClosedCount(await self._db(
+            run_records.close_open_stage_runs, self._engine, UUID(request.pipeline_run_id),
+            request.status, request.reason, _at(request.at_epoch)))
+
+    @activity.defn(name=names.MATERIALIZE_TARGETS)
+    async def materialize_targets(self, ref: StageRunRef) -> StagePlanMsg:
+        plan = await self._db(run_records.materialize_targets, self._engine,
+                              UUID(ref.stage_run_id))
+        return StagePlanMsg(plan.operation_ids, plan.device_count, plan.invalid_reason)
+
+    @activity.defn(name=names.NEXT_TARGET_PAGE)
+    async def next_target_page(self, request: TargetPageInput) -> TargetPage:
+        items = await self._db(run_records.next_target_page, self._engine,
+                               UUID(request.stage_run_id), request.after_seq, request.limit)
+        return TargetPage([[seq, device_id] for seq, device_id in items])
+
+    @activity.defn(name=names.CLOSE_PENDING_TARGETS)
+    async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:
+        return ClosedCount(await self._db(
+            run_records.close_pending_targets, self._engine, UUID(request.stage_run_id),
+            request.status, request.reason, _at(request.at_epoch),
+            target_run_ids=request.target_run_ids))
+
+    @activity.defn(name=names.ADD_TARGET_DEVICE)
+    async def add_target_device(self, request: AddDeviceInput) -> AddedDevice:
+        seq, ids = await self._db(run_records.add_target_device, self._engine,
+                                  UUID(request.stage_run_id), UUID(request.device_id),
+                                  request.device_name, request.device_alias)
+        return AddedDevice(seq, ids)
+
+    @activity.defn(name=names.COUNT_TARGETS)
+    async def count_targets(self, ref: StageRunRef) -> TargetCounts:
+        return TargetCounts(await self._db(run_records.target_counts, self._engine,
+                                           UUID(ref.stage_run_id)))
+
+    @activity.defn(name=names.DISPATCH_COMMAND)
+    async def dispatch_command(self, request: DispatchInput) -> DispatchResult:
+        """Create this attempt's command and queue it at the gateway, once.
+
+        The command id derives from (target run, attempt), so a retry finds the same command;
+        one already sent is not sent again, and the gateway itself ignores a repeated id.
+        """
+        at = _at(request.at_epoch)
+        target_run_id = UUID(request.target_run_id)
+        plan = await self._db(run_records.prepare_command, self._engine, target_run_id,
+                              request.attempt, self._gateway.name, at)
+        if is_terminal(RunKind.TARGET, plan.target_status):
+            return DispatchResult(plan.command_id, plan.target_status, sent=False)
+        if not plan.already_sent:
+            await self._gateway.send(DeviceCommand(
+                command_id=plan.command_id, target_run_id=request.target_run_id,
+                enterprise_id="", device_id=plan.device_id, operation_type=plan.operation_type,
+                args=plan.args, device_attributes=plan.device_attributes,
+            ))
+        status = await self._db(run_records.mark_dispatched, self._engine, target_run_id,
+                                UUID(plan.command_id), at)
+        return DispatchResult(plan.command_id, status, sent=not plan.already_sent)
+
+    @activity.defn(name=names.CANCEL_COMMAND)
+    async def cancel_command(self, request: CancelCommandInput) -> None:
+        await self._db(run_records.mark_command_cancel_requested, self._engine,
+                       UUID(request.command_id), _at(request.at_epoch))
+        await self._gateway.cancel(request.command_id)
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [
+            self.record_statuses, self.prepare_pipeline_run, self.close_open_stage_runs,
+            self.materialize_targets, self.next_target_page, self.close_pending_targets,
+            self.add_target_device, self.count_targets, self.dispatch_command,
+            self.cancel_command,
+        ]

@@ -1,0 +1,176 @@
+"""The FastAPI application: `create_app(settings)`, and `app` for `uvicorn api.app:app`.
+
+Every route lives under the canonical base `/api/pipelines/v0`; the reference documents'
+literal bases (`/v0`, `/pipelines/v0`) and trailing slashes reach the same routes without a
+redirect (api.middleware). Every response, errors included, is an envelope.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
+from api.deps import TemporalConnection
+from api.envelope import ErrorEnvelope
+from api.errors import install_error_handlers
+from api.middleware import (
+    CANONICAL_BASE,
+    BodyLimitMiddleware,
+    CatchAllMiddleware,
+    PathAliasMiddleware,
+)
+from api.routers import (
+    commands,
+    device_groups,
+    devices,
+    operation_lists,
+    pipeline_runs,
+    pipelines,
+    stage_runs,
+    stages,
+    target_lists,
+    target_runs,
+)
+from settings import Settings, get_settings
+from store.engine import create_schema, make_engine
+
+DESCRIPTION = f"""
+fleetpipe runs pipelines over fleets of devices. This is the Esper pipelines v0 API.
+
+* **Base path** `{CANONICAL_BASE}`. The reference documents' paths work as written too:
+  `/v0/runs`, `/pipelines/v0/pipelines/{{id}}/runs`; a trailing slash is accepted everywhere.
+* **Auth**: `Authorization: Token <api-key>` or `Authorization: Bearer <api-key>`
+  (create one with `fleetpipe tokens create --enterprise NAME`).
+* **Envelope**: every response is `{{"code", "message", "content"}}`; lists are
+  `{{"count", "next", "previous", "results"}}` with `limit` (default 20, at most 1000) and
+  `offset`.
+* **Status PUTs are actions** carried to the run's workflow: a value the run's state refuses is
+  a 400 naming what is allowed. Status values are accepted in any case.
+"""
+
+TAGS = [
+    {"name": "Pipeline Runs", "description": "Runs of a pipeline: start, watch, pause, resume, "
+     "cancel, delete."},
+    {"name": "Stage Runs", "description": "A run's stages: promote a manual gate, cancel; the "
+     "operations each sends."},
+    {"name": "Target Runs", "description": "One device x one operation of a stage run, and its "
+     "device command."},
+    {"name": "Device events", "description": "How a gateway reports command progress."},
+    {"name": "Pipelines", "description": "Pipeline definitions (also created whole in one POST)."},
+    {"name": "Stages", "description": "A pipeline's ordered stages."},
+    {"name": "Target lists", "description": "Devices and device groups a stage targets."},
+    {"name": "Operations", "description": "Operation lists of a stage and their operations."},
+    {"name": "Devices", "description": "The enterprise's devices."},
+    {"name": "Device groups", "description": "Named sets of devices."},
+]
+
+ROUTERS = [pipeline_runs, stage_runs, target_runs, commands, pipelines, stages, target_lists,
+           operation_lists, devices, device_groups]
+
+
+def _operation_id(route: APIRoute) -> str:
+    return route.name
+
+
+_GENERIC_NAMES = [
+    (re.compile(r"^Envelope_list_(\w+?)__$"), r"\1ArrayEnvelope"),
+    (re.compile(r"^Envelope_(\w+?)_$"), r"\1Envelope"),
+    (re.compile(r"^ListContent_(\w+?)_$"), r"\1List"),
+]
+
+
+def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """The generated schema, tidied: no 422 responses (validation errors are 400 envelopes)
+    and readable names for the envelope models (`PipelineRunPublicEnvelope`)."""
+
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
+                             description=app.description, routes=app.routes, tags=app.openapi_tags)
+        for path in schema.get("paths", {}).values():
+            for operation in path.values():
+                operation.get("responses", {}).pop("422", None)
+        components = schema.get("components", {}).get("schemas", {})
+        for unused in ("HTTPValidationError", "ValidationError"):
+            components.pop(unused, None)
+        renames = {}
+        for name in components:
+            for pattern, replacement in _GENERIC_NAMES:
+                if pattern.match(name):
+                    renames[name] = pattern.sub(replacement, name)
+                    break
+        text = json.dumps(schema)
+        for old, new in renames.items():
+            text = text.replace(f'"#/components/schemas/{old}"', f'"#/components/schemas/{new}"')
+        tidy = json.loads(text)
+        tidy["components"]["schemas"] = {
+            renames.get(name, name): value
+            for name, value in tidy["components"]["schemas"].items()
+        }
+        app.openapi_schema = tidy
+        return tidy
+
+    return build
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    temporal_client: Client | None = None,
+) -> FastAPI:
+    """The API. Without `engine` the lifespan opens (and creates the schema of) the settings'
+    database; without `temporal_client` it connects to Temporal on first need."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = app.state.engine is None
+        if owned:
+            app.state.engine = make_engine(settings.resolved_database_url())
+            create_schema(app.state.engine)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.engine.dispose()
+                app.state.engine = None
+
+    app = FastAPI(
+        title="fleetpipe",
+        version="0",
+        summary="Durable pipeline runs over device fleets (Esper pipelines v0 API)",
+        description=DESCRIPTION,
+        openapi_tags=TAGS,
+        lifespan=lifespan,
+        redirect_slashes=False,
+        strict_content_type=False,  # token auth, no cookies: a body without a type is JSON
+        generate_unique_id_function=_operation_id,
+        responses={401: {"model": ErrorEnvelope, "description": "Missing or unknown API key"}},
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.temporal = TemporalConnection(settings, temporal_client)
+    for module in ROUTERS:
+        app.include_router(module.router, prefix=CANONICAL_BASE)
+    install_error_handlers(app)
+    # Last added runs first: aliases, then the size limit, then the catch-all around the app.
+    app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(PathAliasMiddleware)
+    app.openapi = _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+# Building the app has no side effects: the database opens in the lifespan, Temporal on first use.
+app = create_app()

@@ -1,0 +1,112 @@
+"""Every failure becomes an envelope: one handler per kind of error, none reading messages.
+
+Store and domain errors carry the field at fault as an attribute, so mapping them is a lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from api.envelope import MESSAGES, ErrorDetail, error_response
+from api.middleware import original_path
+from domain.operations import InvalidOperation
+from store.pipelines import InvalidDefinition
+from store.queries import InvalidQuery, NotFound, RunNotTerminal
+
+log = logging.getLogger("fleetpipe.api")
+
+
+class ApiError(Exception):
+    """An answer other than success, decided by the API itself (a refused action, a conflict)."""
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        field: str | None = None,
+        allowed: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+        self.allowed = allowed
+        self.headers = headers
+
+
+def _field(loc: tuple[Any, ...]) -> str:
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header") and len(parts) > 1:
+        parts = parts[1:]
+    return ".".join(str(part) for part in parts)
+
+
+def _validation_message(error: dict[str, Any]) -> str:
+    if error.get("type") == "json_invalid":
+        detail = (error.get("ctx") or {}).get("error", "")
+        return f"malformed JSON: {detail}".rstrip(": ")
+    message = str(error.get("msg", "invalid value"))
+    if error.get("type") == "model_attributes_type" and isinstance(error.get("input"), bytes):
+        message += " (send a JSON object with Content-Type: application/json)"
+    return message
+
+
+async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    details = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        field = "body" if error.get("type") == "json_invalid" else _field(loc)
+        details.append(ErrorDetail(field=field or None, message=_validation_message(error)))
+    summary = "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in details[:5])
+    if len(details) > 5:
+        summary += f"; and {len(details) - 5} more"
+    return error_response(400, summary or MESSAGES[400], errors=details)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    path = original_path(request.scope)
+    if exc.status_code == 404:
+        message = f"no such path: {request.method} {path}"
+    elif exc.status_code == 405:
+        message = f"method {request.method} is not allowed on {path}"
+    elif isinstance(exc.detail, str) and exc.detail:
+        message = exc.detail
+    else:
+        message = MESSAGES.get(exc.status_code, "error")
+    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.code, exc.message, field=exc.field, allowed=exc.allowed,
+                          headers=exc.headers)
+
+
+async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
+    return error_response(404, str(exc))
+
+
+async def _bad_field(_: Request, exc: InvalidDefinition | InvalidQuery | InvalidOperation,
+                     ) -> JSONResponse:
+    return error_response(400, str(exc), field=exc.field)
+
+
+async def _not_terminal(_: Request, exc: RunNotTerminal) -> JSONResponse:
+    return error_response(400, str(exc), field="status")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
+    for kind in (InvalidDefinition, InvalidQuery, InvalidOperation):
+        app.add_exception_handler(kind, _bad_field)  # type: ignore[arg-type]
+    app.add_exception_handler(RunNotTerminal, _not_terminal)  # type: ignore[arg-type]

@@ -1,0 +1,130 @@
+"""Store rows to the public shapes (JSON-ready dicts), with the few related facts each shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from sqlmodel import Session
+
+from api import schemas
+from store import queries
+from store.definitions import (
+    Device,
+    DeviceGroup,
+    Operation,
+    OperationList,
+    Pipeline,
+    Stage,
+    TargetList,
+    TargetListDevice,
+    TargetListGroup,
+)
+from store.runs import Command, CommandEvent, PipelineRun, StageRunOperation, TargetRun
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    return model.model_dump(mode="json")
+
+
+def device(row: Device, group_ids: Sequence[UUID] = ()) -> dict[str, Any]:
+    return _dump(schemas.DevicePublic.model_validate(row, update={"group_ids": list(group_ids)}))
+
+
+def devices(session: Session, rows: Sequence[Device]) -> list[dict[str, Any]]:
+    groups = queries.device_group_ids(session, [row.id for row in rows])
+    return [device(row, groups[row.id]) for row in rows]
+
+
+def device_group(row: DeviceGroup, count: int, device_ids: list[UUID] | None = None
+                 ) -> dict[str, Any]:
+    return _dump(schemas.DeviceGroupPublic.model_validate(
+        row, update={"device_count": count, "device_ids": device_ids}))
+
+
+def device_groups(session: Session, rows: Sequence[DeviceGroup]) -> list[dict[str, Any]]:
+    counts = queries.group_member_counts(session, [row.id for row in rows])
+    return [device_group(row, counts[row.id]) for row in rows]
+
+
+def device_group_detail(session: Session, row: DeviceGroup) -> dict[str, Any]:
+    members = queries.group_member_ids(session, row.id)
+    return device_group(row, len(members), members)
+
+
+def stages(session: Session, rows: Sequence[Stage]) -> list[dict[str, Any]]:
+    links = queries.stage_links(session, [row.id for row in rows])
+    return [
+        _dump(schemas.StagePublic.model_validate(row, update={
+            "rollout": row.rollout or {}, **links[row.id]}))
+        for row in rows
+    ]
+
+
+def stage(session: Session, row: Stage) -> dict[str, Any]:
+    return stages(session, [row])[0]
+
+
+def pipeline(row: Pipeline, stage_views: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    data = _dump(schemas.PipelinePublic.model_validate(row))
+    data["stages"] = stage_views
+    return data
+
+
+def pipeline_detail(session: Session, row: Pipeline) -> dict[str, Any]:
+    return pipeline(row, stages(session, queries.stages_of(session, row.id)))
+
+
+def target_lists(session: Session, rows: Sequence[TargetList]) -> list[dict[str, Any]]:
+    sizes = queries.target_list_sizes(session, [row.id for row in rows])
+    return [_dump(schemas.TargetListPublic.model_validate(row, update={"size": sizes[row.id]}))
+            for row in rows]
+
+
+def target_list(session: Session, row: TargetList) -> dict[str, Any]:
+    return target_lists(session, [row])[0]
+
+
+def target(row: TargetListDevice, device_row: Device | None = None) -> dict[str, Any]:
+    extra = {"device_name": device_row.name, "device_alias": device_row.alias} if device_row else {}
+    return _dump(schemas.TargetPublic.model_validate(row, update=extra))
+
+
+def target_group(row: TargetListGroup, group: DeviceGroup | None = None) -> dict[str, Any]:
+    extra = {"name": group.name} if group else {}
+    return _dump(schemas.TargetGroupPublic.model_validate(row, update=extra))
+
+
+def operation_list(row: OperationList) -> dict[str, Any]:
+    return _dump(schemas.OperationListPublic.model_validate(row))
+
+
+def operation(row: Operation) -> dict[str, Any]:
+    return _dump(schemas.OperationPublic.model_validate(row))
+
+
+def pipeline_run(row: PipelineRun) -> dict[str, Any]:
+    return _dump(schemas.PipelineRunPublic.model_validate(row))
+
+
+def stage_run(row: queries.StageRunRow) -> dict[str, Any]:
+    stage_run = row.stage_run
+    return _dump(schemas.StageRunPublic.model_validate(stage_run, update={
+        "name": stage_run.stage_name, "target_run_counts": row.target_run_counts}))
+
+
+def stage_run_operation(row: StageRunOperation) -> dict[str, Any]:
+    return _dump(schemas.StageRunOperationPublic.model_validate(row))
+
+
+def target_run(row: TargetRun) -> dict[str, Any]:
+    return _dump(schemas.TargetRunPublic.model_validate(row, update={
+        "command_meta": row.command_meta or {}}))
+
+
+def command(row: Command, events: Sequence[CommandEvent]) -> dict[str, Any]:
+    return _dump(schemas.CommandPublic.model_validate(row, update={
+        "request_status": row.status,
+        "events": [schemas.CommandEventPublic.model_validate(event) for event in events],
+    }))

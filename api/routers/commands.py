@@ -1,0 +1,167 @@
+"""A target run's device command (reference document 000), and the device-event endpoint a
+gateway reports command progress to (DESIGN §4)."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from sqlmodel import Session
+from temporalio.service import RPCError
+
+from api import present
+from api.actions import (
+    COMMAND_ACTIONS,
+    Sent,
+    action_response,
+    answer_deadline,
+    parse_action,
+    parse_filter,
+    refused,
+    send_update,
+    settle,
+)
+from api.deps import EngineDep, EnterpriseDep, SessionDep, TemporalDep, in_session, reader
+from api.envelope import Envelope, error_responses, respond
+from api.errors import ApiError
+from api.schemas import (
+    CommandPublic,
+    CommandRequest,
+    CommandUpdate,
+    DeviceEventIn,
+    DeviceEventResult,
+)
+from devices.events import CommandEventRelay
+from domain.ids import target_run_workflow_id
+from domain.statuses import RunKind, is_terminal
+from store import queries
+from store.commands import UnknownCommand
+from workflows.messages import CommandCancelRequest, CommandEvent
+from workflows.names import UPDATE_CANCEL_COMMAND
+
+router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
+COMMAND = "/stageruns/{stage_run_id}/targetruns/{target_run_id}/command"
+
+
+def _command_of(session: Session, enterprise_id: UUID, stage_run_id: UUID,
+                target_run_id: UUID) -> dict:
+    target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+    if target_run.command_id is None:
+        raise ApiError(404, f"target run {target_run_id} has no command yet (it is "
+                       f"{target_run.status})")
+    command = queries.get_command(session, enterprise_id, target_run.command_id)
+    return present.command(command, queries.command_events(session, command.id))
+
+
+@router.get(COMMAND, name="get_target_run_command",
+            summary="Get status of the command running for Target run",
+            response_model=Envelope[CommandPublic])
+def get_target_run_command(stage_run_id: UUID, target_run_id: UUID, session: SessionDep,
+                           enterprise_id: EnterpriseDep) -> JSONResponse:
+    """The target run's current command: its status (`request_status`), what the device
+    reported, and every event in arrival order."""
+    return respond(_command_of(session, enterprise_id, stage_run_id, target_run_id))
+
+
+@router.post(COMMAND, name="create_target_run_command",
+             summary="Create an command processor request for Target Run",
+             response_model=Envelope[CommandPublic])
+async def create_target_run_command(
+    stage_run_id: UUID,
+    target_run_id: UUID,
+    engine: EngineDep,
+    enterprise_id: EnterpriseDep,
+    body: CommandRequest | None = None,
+) -> JSONResponse:
+    """Sends the stage's operation again to a target run that has no active command, while its
+    stage run is open. The body (AndroidCommandRequest) is accepted and not used: a target run
+    always sends its stage's operation."""
+
+    def check(session: Session) -> tuple[str, str | None, str | None, str]:
+        target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+        stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
+        return (target_run.status, target_run.command_status,
+                str(target_run.command_id) if target_run.command_id else None, stage_run.status)
+
+    status, command_status, command_id, stage_status = await in_session(engine, check)
+    if command_id and command_status and not is_terminal(RunKind.COMMAND, command_status):
+        raise ApiError(400, f"target run {target_run_id} already has an active command "
+                       f"{command_id} ({command_status})", field="command")
+    if not is_terminal(RunKind.TARGET, status):
+        raise ApiError(400, f"target run {target_run_id} is {status}: its command is being "
+                       "created by the run itself", field="command")
+    if is_terminal(RunKind.STAGE, stage_status):
+        raise refused(stage_status, "stage run", "send a new command")
+    # The stage-run workflow has no message yet to re-open a finished target run.
+    raise ApiError(501, "sending a new command to a finished target run is not supported yet",
+                   field="command")
+
+
+@router.put(COMMAND + "/{command_id}", name="update_target_run_command",
+            summary="Update target run command information.",
+            response_model=Envelope[CommandPublic])
+async def update_target_run_command(
+    stage_run_id: UUID,
+    target_run_id: UUID,
+    command_id: UUID,
+    body: CommandUpdate,
+    engine: EngineDep,
+    enterprise_id: EnterpriseDep,
+    temporal: TemporalDep,
+) -> JSONResponse:
+    """`request_status: cancelled` asks the gateway to cancel the command; its target run then
+    ends `failure` once the command reports `cancelled`."""
+    deadline = answer_deadline()
+    parse_action(RunKind.COMMAND, body.request_status, COMMAND_ACTIONS, field="request_status",
+                 noun="command")
+
+    def check(session: Session) -> str:
+        target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+        command = queries.get_command(session, enterprise_id, command_id)
+        if command.target_run_id != target_run.id:
+            raise queries.NotFound("command", command_id)
+        return command.status
+
+    status = await in_session(engine, check)
+    if is_terminal(RunKind.COMMAND, status):
+        raise refused(status, "command", "cancel it")
+    sent: Sent[None] = await send_update(
+        temporal, target_run_workflow_id(target_run_id), UPDATE_CANCEL_COMMAND,
+        CommandCancelRequest(command_id=str(command_id)), deadline=deadline,
+        closed=lambda: refused(status, "command", "cancel it"), field="request_status")
+    read = reader(engine, lambda s: _command_of(s, enterprise_id, stage_run_id, target_run_id))
+    content = await settle(read, lambda c: not sent.answered
+                           or is_terminal(RunKind.COMMAND, c["status"]), deadline)
+    return action_response(content, sent)
+
+
+@router.post("/commands/{command_id}/events", name="post_command_event",
+             summary="Report a device command event", tags=["Device events"],
+             response_model=Envelope[DeviceEventResult])
+async def post_command_event(
+    command_id: UUID,
+    body: DeviceEventIn,
+    engine: EngineDep,
+    enterprise_id: EnterpriseDep,
+    temporal: TemporalDep,
+) -> JSONResponse:
+    """How a gateway reports a command's progress: `{status, reason?, output?, sequence?}`.
+    Duplicates and out-of-order events are recorded but change nothing (a status never moves
+    backwards), so a gateway may safely resend."""
+    status = parse_filter(RunKind.COMMAND, body.status)
+    assert status is not None
+    await in_session(engine, lambda s: queries.get_command(s, enterprise_id, command_id))
+    relay = CommandEventRelay(engine, await temporal.get())
+    event = CommandEvent(command_id=str(command_id), status=status, reason=body.reason,
+                         output=dict(body.output), sequence=body.sequence)
+    try:
+        recorded = await relay.record_and_signal(command_id, [event])
+    except UnknownCommand:
+        raise queries.NotFound("command", command_id) from None
+    except RPCError:
+        raise ApiError(503, "the event is recorded; passing it to the run failed and will be "
+                       "retried") from None
+    return respond({"command_id": str(command_id), "status": recorded.status,
+                    "applied": len(recorded.applied), "received": 1})
+

@@ -1,0 +1,79 @@
+"""Command events from any gateway: recorded in the store, then signalled to the owning workflow.
+
+The simulated fleet (in process) and the API's device-event endpoint both deliver here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from domain.ids import target_run_workflow_id
+from store.commands import (
+    RecordedEvents,
+    SignalBatch,
+    mark_signalled,
+    pending_signals,
+    record_command_events,
+)
+from store.executor import run_db
+from workflows.messages import CommandEvent, CommandEvents
+from workflows.names import SIGNAL_COMMAND_EVENTS
+
+log = logging.getLogger(__name__)
+
+
+class CommandEventRelay:
+    """An EventSink: the store decides what applies; only applied events become a signal."""
+
+    def __init__(self, engine: Engine, client: Client) -> None:
+        self._engine = engine
+        self._client = client
+
+    async def deliver(self, command_id: str, events: list[CommandEvent]) -> None:
+        await self.record_and_signal(command_id, events)
+
+    async def record_and_signal(
+        self, command_id: UUID | str, events: Sequence[CommandEvent]
+    ) -> RecordedEvents:
+        """Record the events and signal what applied (plus anything an earlier call still owes).
+
+        Raises UnknownCommand / ValueError from the store, and RPCError when Temporal refuses
+        the signal for a reason other than a missing workflow: the events are kept either way,
+        and the signal is owed until a later delivery or `resend_pending` gets it through.
+        """
+        recorded = await run_db(
+            self._engine, record_command_events, self._engine, command_id, list(events)
+        )
+        await self._signal(recorded.signal)
+        return recorded
+
+    async def resend_pending(self) -> int:
+        """Signal every applied event still owed (e.g. after a crash); returns how many went."""
+        sent = 0
+        while batches := await run_db(self._engine, pending_signals, self._engine):
+            for batch in batches:
+                await self._signal(batch)
+                sent += len(batch.events)
+        return sent
+
+    async def _signal(self, batch: SignalBatch) -> None:
+        if not batch.events:
+            return  # nothing changed: no signal, no history event
+        workflow_id = target_run_workflow_id(batch.target_run_id)
+        try:
+            await self._client.get_workflow_handle(workflow_id).signal(
+                SIGNAL_COMMAND_EVENTS, CommandEvents(events=batch.events)
+            )
+        except RPCError as err:
+            if err.status != RPCStatusCode.NOT_FOUND:
+                raise
+            # The run ended or never started: the store keeps the events, nobody is waiting.
+            log.info("no open workflow %s for %d command event(s); kept in the store only",
+                     workflow_id, len(batch.events))
+        await run_db(self._engine, mark_signalled, self._engine, batch.outbox_ids)

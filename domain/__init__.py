@@ -1,0 +1,1 @@
+"""Pure rules of fleetpipe: statuses, transitions, roll-ups, schemas. No I/O."""

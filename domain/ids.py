@@ -1,0 +1,32 @@
+"""Ids derived from other ids, so every process computes the same one without asking the store.
+
+Workflow ids follow the row ids (DESIGN §5), so the API can message any run directly.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid5
+
+
+def target_run_id(
+    stage_run_id: UUID, device_id: UUID | str, stage_run_operation_id: UUID | str
+) -> UUID:
+    """Ids given as strings must be in UUID's canonical form: they are formatted into the name."""
+    return uuid5(stage_run_id, f"target:{device_id}:{stage_run_operation_id}")
+
+
+def command_id(target_run_id: UUID, attempt: int) -> UUID:
+    """The command of a target run's n-th attempt; the gateway's idempotency key."""
+    return uuid5(target_run_id, f"command:{attempt}")
+
+
+def pipeline_run_workflow_id(pipeline_run_id: UUID | str) -> str:
+    return f"pipeline-run-{pipeline_run_id}"
+
+
+def stage_run_workflow_id(stage_run_id: UUID | str) -> str:
+    return f"stage-run-{stage_run_id}"
+
+
+def target_run_workflow_id(target_run_id: UUID | str) -> str:
+    return f"target-run-{target_run_id}"

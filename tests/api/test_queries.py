@@ -1,0 +1,142 @@
+"""store.queries on SQLite and PostgreSQL: scoping, filters, every ordering, counts, paging."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from sqlalchemy import event
+from sqlmodel import Session
+
+from store import queries
+from store.tokens import ensure_enterprise
+from tests.api.runs_fixture import seed_runs
+
+
+@pytest.fixture
+def seeded(engine):
+    enterprise = ensure_enterprise(engine, "acme")
+    other = ensure_enterprise(engine, "globex")
+    return engine, enterprise.id, other.id, seed_runs(engine, enterprise.id)
+
+
+def numbers(page) -> list[tuple[str, int]]:
+    return [(run.pipeline_name, run.run_number) for run in page.items]
+
+
+@pytest.mark.parametrize("ordering, expected", [
+    (None, [("beta", 1), ("alpha", 3), ("alpha", 2), ("alpha", 1)]),  # newest first
+    ("run_number", [("alpha", 1), ("beta", 1), ("alpha", 2), ("alpha", 3)]),
+    ("-run_number", [("alpha", 3), ("alpha", 2), ("beta", 1), ("alpha", 1)]),
+    ("status", [("alpha", 3), ("alpha", 2), ("alpha", 1), ("beta", 1)]),  # lifecycle order
+    ("-status", [("beta", 1), ("alpha", 1), ("alpha", 2), ("alpha", 3)]),
+    ("started_at", [("alpha", 1), ("beta", 1), ("alpha", 2), ("alpha", 3)]),  # NULL last
+    ("-started_at", [("alpha", 2), ("beta", 1), ("alpha", 1), ("alpha", 3)]),
+    ("ended_at", [("beta", 1), ("alpha", 1), ("alpha", 2), ("alpha", 3)]),
+    ("-ended_at", [("alpha", 1), ("beta", 1), ("alpha", 2), ("alpha", 3)]),
+])
+def test_run_orderings(seeded, ordering, expected):
+    engine, enterprise_id, _, _ = seeded
+    with Session(engine) as session:
+        page = queries.list_pipeline_runs(session, enterprise_id, ordering=ordering, limit=10,
+                                          offset=0)
+    result = numbers(page)
+    if ordering in ("ended_at", "-ended_at", "-started_at", "started_at"):
+        # rows with equal (NULL) keys are ordered by id: compare the determined prefix only
+        determined = {"ended_at": 2, "-ended_at": 2, "started_at": 3, "-started_at": 3}[ordering]
+        assert result[:determined] == expected[:determined]
+        assert sorted(result) == sorted(expected)
+    else:
+        assert result == expected
+
+
+def test_pipeline_name_ordering_and_filters(seeded):
+    engine, enterprise_id, other_id, seeded_rows = seeded
+    with Session(engine) as session:
+        page = queries.list_pipeline_runs(session, enterprise_id, ordering="-pipeline__name",
+                                          limit=10, offset=0)
+        assert [r.pipeline_name for r in page.items] == ["beta", "alpha", "alpha", "alpha"]
+        page = queries.list_pipeline_runs(session, enterprise_id, pipeline_name="alpha",
+                                          status="waiting", limit=10, offset=0)
+        assert numbers(page) == [("alpha", 2)]
+        alpha = seeded_rows.runs[0].pipeline_id
+        page = queries.list_pipeline_runs(session, enterprise_id, pipeline_id=alpha,
+                                          ordering="run_number", limit=2, offset=1)
+        assert page.count == 3 and numbers(page) == [("alpha", 2), ("alpha", 3)]
+        with pytest.raises(queries.InvalidQuery):
+            queries.list_pipeline_runs(session, enterprise_id, pipeline_id=alpha,
+                                       ordering="pipeline__name", limit=2, offset=0)
+        # another enterprise sees nothing, and not the pipeline either
+        assert queries.list_pipeline_runs(session, other_id, limit=10, offset=0).count == 0
+        with pytest.raises(queries.NotFound):
+            queries.list_pipeline_runs(session, other_id, pipeline_id=alpha, limit=10, offset=0)
+        with pytest.raises(queries.NotFound):
+            queries.get_pipeline_run(session, other_id, seeded_rows.runs[0].id)
+
+
+def test_stage_runs_carry_target_counts_from_one_grouped_query(seeded):
+    engine, enterprise_id, _, seeded_rows = seeded
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args):  # noqa: ANN001
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        with Session(engine) as session:
+            page = queries.list_stage_runs(session, enterprise_id, seeded_rows.runs[0].id,
+                                           limit=20, offset=0)
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    assert [row.stage_run.stage_name for row in page.items] == ["canary", "fleet"]
+    canary, fleet = (row.target_run_counts for row in page.items)
+    assert canary["success"] == 2 and canary["failure"] == 1 and canary["running"] == 1
+    assert canary["cancelled"] == 1 and canary["pending"] == 1 and canary["timeout"] == 0
+    assert sum(fleet.values()) == 0
+    grouped = [s for s in statements if "GROUP BY" in s.upper()]
+    assert len(grouped) == 1  # one GROUP BY per page, not one query per stage run
+    assert len(statements) <= 4  # the run check, the count, the page, the counts
+
+
+def test_target_run_filters_and_orderings(seeded):
+    engine, enterprise_id, _, seeded_rows = seeded
+    canary = seeded_rows.stage_runs[0].id
+    install, reboot = seeded_rows.operations
+    with Session(engine) as session:
+        def page(**kwargs):
+            return queries.list_target_runs(session, enterprise_id, canary, limit=20, offset=0,
+                                            **kwargs)
+
+        default = page()
+        assert [(t.operation_order, t.device_seq) for t in default.items] == [
+            (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+        assert page(status="success").count == 2
+        only_reboot = page(stage_run_operation_id=reboot.id)
+        assert {t.stage_run_operation_id for t in only_reboot.items} == {reboot.id}
+        assert [t.status for t in page(ordering="status").items][:2] == ["pending", "running"]
+        assert [t.status for t in page(ordering="-status").items][0] == "cancelled"
+        assert page(status="success", stage_run_operation_id=install.id).count == 1
+        with pytest.raises(queries.InvalidQuery):
+            page(ordering="device")
+        with pytest.raises(queries.NotFound):
+            queries.list_target_runs(session, enterprise_id, uuid.uuid4(), limit=1, offset=0)
+
+
+def test_deleting_a_run_only_when_terminal_and_with_everything_under_it(seeded):
+    engine, enterprise_id, other_id, seeded_rows = seeded
+    finished, waiting = seeded_rows.runs[0], seeded_rows.runs[1]
+    with Session(engine) as session:
+        with pytest.raises(queries.RunNotTerminal):
+            queries.delete_pipeline_run(session, enterprise_id, waiting.id)
+        with pytest.raises(queries.NotFound):
+            queries.delete_pipeline_run(session, other_id, finished.id)
+        queries.delete_pipeline_run(session, enterprise_id, finished.id)
+    with Session(engine) as session:
+        with pytest.raises(queries.NotFound):
+            queries.get_pipeline_run(session, enterprise_id, finished.id)
+        with pytest.raises(queries.NotFound):
+            queries.get_stage_run(session, enterprise_id, seeded_rows.stage_runs[0].id)
+        assert seeded_rows.command is not None
+        with pytest.raises(queries.NotFound):
+            queries.get_command(session, enterprise_id, seeded_rows.command.id)
+        assert queries.get_pipeline_run(session, enterprise_id, waiting.id).status == "waiting"

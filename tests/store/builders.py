@@ -1,0 +1,129 @@
+"""Definitions written straight into the store as SQLModel rows, for the store tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+from itertools import count
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy.engine import Engine
+
+from store.definitions import (
+    Device,
+    DeviceGroup,
+    DeviceGroupMember,
+    Operation,
+    OperationList,
+    Pipeline,
+    Stage,
+    StageTargetList,
+    TargetList,
+    TargetListDevice,
+    TargetListGroup,
+)
+from store.engine import session_scope
+from store.tokens import ensure_enterprise
+from store.types import utcnow
+
+INSTALL = {"operation_type": "INSTALL",
+           "args": {"package_name": "com.example.app", "app_version": "1.2.3"}}
+REBOOT = {"operation_type": "REBOOT", "args": {}}
+
+
+def new_enterprise(engine: Engine) -> UUID:
+    """A fresh enterprise, so no test sees another's rows."""
+    return ensure_enterprise(engine, f"ent-{uuid4().hex[:10]}").id
+
+
+def add_devices(engine: Engine, enterprise_id: UUID, count: int,
+                prefix: str = "dev") -> list[UUID]:
+    ids = []
+    with session_scope(engine) as session:
+        for index in range(count):
+            device = Device(enterprise_id=enterprise_id, name=f"{prefix}-{index}",
+                            alias=f"{prefix}-alias-{index}")
+            session.add(device)
+            session.flush()
+            ids.append(device.id)
+    return ids
+
+
+def add_group(engine: Engine, enterprise_id: UUID, device_ids: list[UUID],
+              name: str = "group") -> UUID:
+    with session_scope(engine) as session:
+        group = DeviceGroup(enterprise_id=enterprise_id, name=name)
+        session.add(group)
+        session.flush()
+        for device_id in device_ids:
+            session.add(DeviceGroupMember(device_group_id=group.id, device_id=device_id))
+        return group.id
+
+
+@dataclass
+class TargetListSpec:
+    devices: list[UUID] = field(default_factory=list)
+    groups: list[UUID] = field(default_factory=list)
+
+
+@dataclass
+class StageSpec:
+    name: str
+    target_lists: list[TargetListSpec] = field(default_factory=list)
+    operations: list[dict[str, Any]] = field(default_factory=lambda: [INSTALL])
+    trigger: str = "automatic"
+    timeout_seconds: int = 3600
+
+
+@dataclass
+class Built:
+    pipeline_id: UUID
+    stage_ids: list[UUID]
+    target_list_ids: list[list[UUID]]
+    operation_ids: list[list[UUID]]
+
+
+def build_pipeline(engine: Engine, enterprise_id: UUID, stages: list[StageSpec],
+                   name: str = "rollout") -> Built:
+    listed_at, position = utcnow(), count()
+    with session_scope(engine) as session:
+        pipeline = Pipeline(enterprise_id=enterprise_id, name=name)
+        session.add(pipeline)
+        session.flush()
+        built = Built(pipeline.id, [], [], [])
+        for order, spec in enumerate(stages):
+            stage = Stage(pipeline_id=pipeline.id, name=spec.name, order=order,
+                          trigger=spec.trigger, timeout_seconds=spec.timeout_seconds)
+            session.add(stage)
+            session.flush()
+            built.stage_ids.append(stage.id)
+            list_ids = []
+            for index, target_spec in enumerate(spec.target_lists):
+                target_list = TargetList(
+                    pipeline_id=pipeline.id, name=f"{spec.name}-list-{index}",
+                    target_list_type="GROUPS" if target_spec.groups else "DEVICES")
+                session.add(target_list)
+                session.flush()
+                list_ids.append(target_list.id)
+                session.add(StageTargetList(stage_id=stage.id, target_list_id=target_list.id))
+                for device_id in target_spec.devices:
+                    # distinct stamps: the snapshot keeps listed devices in created_at order
+                    session.add(TargetListDevice(
+                        target_list_id=target_list.id, device_id=device_id,
+                        created_at=listed_at + timedelta(milliseconds=next(position))))
+                for group_id in target_spec.groups:
+                    session.add(TargetListGroup(target_list_id=target_list.id,
+                                                device_group_id=group_id))
+            built.target_list_ids.append(list_ids)
+            op_list = OperationList(pipeline_id=pipeline.id, stage_id=stage.id, name=spec.name)
+            session.add(op_list)
+            session.flush()
+            op_ids = []
+            for index, op in enumerate(spec.operations):
+                operation = Operation(operation_list_id=op_list.id, order=index, **op)
+                session.add(operation)
+                session.flush()
+                op_ids.append(operation.id)
+            built.operation_ids.append(op_ids)
+        return built

@@ -1,0 +1,176 @@
+"""Operator actions on running stages: cancel cascade, pause and resume, target cancel, add."""
+
+from __future__ import annotations
+
+import asyncio
+
+from sqlmodel import select
+
+from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id
+from store.definitions import Device
+from store.engine import session_scope
+from tests.workflows.fleet import (
+    StageSpec,
+    commands_of,
+    make_pipeline,
+    result_of,
+    run_row,
+    stage_rows,
+    target_rows,
+    wait_for,
+)
+from worker import running_worker
+from workflows import names
+from workflows.launch import start_pipeline_run
+from workflows.messages import (
+    AddTargetRequest,
+    AddTargetResult,
+    RunState,
+    RunStatusRequest,
+    TargetCancelRequest,
+)
+
+SLOW = {"sim_latency_ms": "3000"}
+
+
+def _statuses(engine, stage_run_id) -> list[str]:
+    return [t.status for t in target_rows(engine, stage_run_id)]
+
+
+def _first_stage_running(engine, run_id) -> bool:
+    stages = stage_rows(engine, run_id)
+    return bool(stages) and stages[0].status == "running"
+
+
+async def _start(client, engine, task_queue, stages, window=200):
+    enterprise_id, pipeline_id = make_pipeline(engine, stages)
+    return await start_pipeline_run(client, engine, enterprise_id=enterprise_id,
+                                    pipeline_id=pipeline_id, task_queue=task_queue,
+                                    stage_window=window)
+
+
+async def test_cancel_mid_stage_cancels_pending_targets_and_fails_dispatched_ones(
+        temporal_client, sqlite_engine, task_queue):
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        run = await _start(temporal_client, sqlite_engine, task_queue,
+                           [StageSpec("fleet", devices=[SLOW] * 4), StageSpec("later")],
+                           window=2)
+        await wait_for(lambda: _first_stage_running(sqlite_engine, run.id))
+        stage = stage_rows(sqlite_engine, run.id)[0]
+        await wait_for(lambda: sorted(_statuses(sqlite_engine, stage.id)).count("pending") == 2
+                       and "processing" not in _statuses(sqlite_engine, stage.id)
+                       and "queued" not in _statuses(sqlite_engine, stage.id))
+        handle = temporal_client.get_workflow_handle(pipeline_run_workflow_id(run.id))
+        state = await handle.execute_update(names.UPDATE_SET_RUN_STATUS,
+                                            RunStatusRequest("cancelled"), result_type=RunState)
+        assert state.status == "cancelled"
+        await result_of(temporal_client, run.id)
+    assert run_row(sqlite_engine, run.id).status == "cancelled"
+    assert [s.status for s in stage_rows(sqlite_engine, run.id)] == ["cancelled", "cancelled"]
+    targets = target_rows(sqlite_engine, stage.id)
+    assert sorted(t.status for t in targets) == ["cancelled", "cancelled", "failure", "failure"]
+    for target in targets:
+        if target.status == "failure":
+            assert target.command_status == "cancelled"
+    assert sorted(c.status for c in commands_of(sqlite_engine, run.id)) == [
+        "cancelled", "cancelled"]
+
+
+async def test_pause_stops_new_dispatches_until_resumed(
+        temporal_client, sqlite_engine, task_queue):
+    quick = {"sim_latency_ms": "1000"}
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        run = await _start(temporal_client, sqlite_engine, task_queue,
+                           [StageSpec("fleet", devices=[quick] * 4)], window=1)
+        handle = temporal_client.get_workflow_handle(pipeline_run_workflow_id(run.id))
+        await wait_for(lambda: _first_stage_running(sqlite_engine, run.id))
+        state = await handle.execute_update(names.UPDATE_SET_RUN_STATUS,
+                                            RunStatusRequest("WAITING"), result_type=RunState)
+        assert state.paused and run_row(sqlite_engine, run.id).status == "waiting"
+        stage = stage_rows(sqlite_engine, run.id)[0]
+        await asyncio.sleep(2.5)  # over two device latencies: nothing new may start
+        started = [s for s in _statuses(sqlite_engine, stage.id) if s != "pending"]
+        assert 1 <= len(started) <= 2 and started.count("success") <= len(started)
+        assert "pending" in _statuses(sqlite_engine, stage.id)
+        state = await handle.execute_update(names.UPDATE_SET_RUN_STATUS,
+                                            RunStatusRequest("running"), result_type=RunState)
+        assert not state.paused and run_row(sqlite_engine, run.id).status == "running"
+        result = await result_of(temporal_client, run.id)
+    assert result.status == "success"
+    assert _statuses(sqlite_engine, stage.id) == ["success"] * 4
+
+
+async def test_cancel_a_pending_target_and_add_a_device_to_an_open_stage(
+        temporal_client, sqlite_engine, task_queue):
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        run = await _start(temporal_client, sqlite_engine, task_queue,
+                           [StageSpec("fleet", devices=[SLOW] * 3)], window=1)
+        await wait_for(lambda: _first_stage_running(sqlite_engine, run.id))
+        stage = stage_rows(sqlite_engine, run.id)[0]
+        last = target_rows(sqlite_engine, stage.id)[-1]
+        stage_handle = temporal_client.get_workflow_handle(stage_run_workflow_id(stage.id))
+        await stage_handle.execute_update(names.UPDATE_CANCEL_TARGET,
+                                          TargetCancelRequest(str(last.id)))
+        make_pipeline(sqlite_engine, [StageSpec("spare")], name="spare")
+        with session_scope(sqlite_engine) as session:
+            device = session.exec(select(Device).where(Device.name == "spare-dev-0")).one()
+        added = await stage_handle.execute_update(
+            names.UPDATE_ADD_TARGET, AddTargetRequest(str(device.id)), result_type=AddTargetResult)
+        assert len(added.target_run_ids) == 1
+        result = await result_of(temporal_client, run.id)
+    by_name = {t.device_name: t.status for t in target_rows(sqlite_engine, stage.id)}
+    assert by_name == {"fleet-dev-0": "success", "fleet-dev-1": "success",
+                       "fleet-dev-2": "cancelled", "spare-dev-0": "success"}
+    assert result.status == "failure"  # a cancelled target is not a success
+
+
+async def test_a_stage_continues_as_new_without_losing_a_target(
+        temporal_client, sqlite_engine, task_queue):
+    enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
+        StageSpec("fleet", devices=[{}] * 40)])
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        run = await start_pipeline_run(temporal_client, sqlite_engine,
+                                       enterprise_id=enterprise_id, pipeline_id=pipeline_id,
+                                       task_queue=task_queue, stage_window=8,
+                                       stage_history_budget=120)
+        result = await result_of(temporal_client, run.id)
+    assert result.status == "success"
+    (stage,) = stage_rows(sqlite_engine, run.id)
+    assert _statuses(sqlite_engine, stage.id) == ["success"] * 40
+    query = f'WorkflowId = "{stage_run_workflow_id(stage.id)}"'
+    for _ in range(50):  # visibility is eventually consistent
+        runs = [w async for w in temporal_client.list_workflows(query)]
+        if len(runs) >= 3 and all(w.status is not None for w in runs):
+            break
+        await asyncio.sleep(0.1)
+    histories = [await temporal_client.get_workflow_handle(w.id, run_id=w.run_id)
+                 .fetch_history() for w in runs]
+    assert len(runs) >= 3  # it really continued as new, more than once
+    assert max(len(h.events) for h in histories) < 250
+
+
+async def test_a_pause_survives_a_worker_restart(temporal_client, sqlite_engine, task_queue):
+    quick = {"sim_latency_ms": "500"}
+    enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
+        StageSpec("fleet", devices=[quick] * 4)])
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        run = await start_pipeline_run(temporal_client, sqlite_engine,
+                                       enterprise_id=enterprise_id, pipeline_id=pipeline_id,
+                                       task_queue=task_queue, stage_window=1)
+        handle = temporal_client.get_workflow_handle(pipeline_run_workflow_id(run.id))
+        await wait_for(lambda: _first_stage_running(sqlite_engine, run.id))
+        await handle.execute_update(names.UPDATE_SET_RUN_STATUS, RunStatusRequest("waiting"),
+                                    result_type=RunState)
+    stage = stage_rows(sqlite_engine, run.id)[0]
+    # A new worker process: the pause is workflow state, so it holds.
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        await asyncio.sleep(2.0)
+        started = [s for s in _statuses(sqlite_engine, stage.id) if s != "pending"]
+        assert len(started) <= 2 and run_row(sqlite_engine, run.id).status == "waiting"
+        state = await handle.query(names.QUERY_RUN_STATE, result_type=RunState)
+        assert state.paused
+        await handle.execute_update(names.UPDATE_SET_RUN_STATUS, RunStatusRequest("running"),
+                                    result_type=RunState)
+        result = await result_of(temporal_client, run.id)
+    assert result.status == "success"
+    assert _statuses(sqlite_engine, stage.id) == ["success"] * 4

@@ -1,0 +1,109 @@
+"""The fleetpipe worker: the run workflows, their activities and the device gateway.
+
+Run it as `python worker.py` (or `fleetpipe worker`). SIGINT / SIGTERM shut it down
+gracefully: in-flight activities finish, the gateway stops, and it exits 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.run_activities import RunActivities
+from devices.events import CommandEventRelay
+from devices.gateway import DeviceGateway
+from devices.simulated import SimulatedFleet
+from settings import Settings, get_settings
+from store.engine import create_schema, make_engine
+from workflows.pipeline_run import PipelineRunWorkflow
+from workflows.stage_run import StageRunWorkflow
+from workflows.target_run import TargetRunWorkflow
+
+log = logging.getLogger("fleetpipe.worker")
+
+WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow, TargetRunWorkflow]
+# In-flight activities get this long to finish when the worker is asked to stop.
+_GRACE = timedelta(seconds=10)
+
+
+@dataclass
+class RunningWorker:
+    worker: Worker
+    gateway: DeviceGateway
+    relay: CommandEventRelay
+
+
+@asynccontextmanager
+async def running_worker(
+    client: Client,
+    engine: Engine,
+    *,
+    task_queue: str,
+    gateway: DeviceGateway | None = None,
+    seed: int = 0,
+) -> AsyncIterator[RunningWorker]:
+    """A worker polling `task_queue`, with the simulated fleet unless a gateway is given.
+
+    On entry the gateway resumes commands an earlier process left open and the relay resends
+    signals it still owed, so a restarted worker picks up exactly where the last one stopped.
+    """
+    relay = CommandEventRelay(engine, client)
+    fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
+    activities = RunActivities(engine, fleet)
+    worker = Worker(
+        client,
+        task_queue=task_queue,
+        workflows=WORKFLOWS,
+        activities=activities.all(),
+        max_concurrent_activities=200,
+        max_concurrent_local_activities=200,
+        max_concurrent_workflow_tasks=100,
+        graceful_shutdown_timeout=_GRACE,
+    )
+    start = getattr(fleet, "start", None)
+    try:
+        async with worker:
+            if start is not None:
+                await start()
+            await relay.resend_pending()
+            yield RunningWorker(worker, fleet, relay)
+    finally:
+        stop = getattr(fleet, "stop", None)
+        if stop is not None:
+            await stop()
+
+
+async def serve(settings: Settings) -> None:
+    engine = make_engine(settings.resolved_database_url())
+    create_schema(engine)
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with running_worker(client, engine, task_queue=settings.task_queue,
+                              seed=settings.sim_seed):
+        log.info("worker polling task queue %r at %s", settings.task_queue,
+                 settings.temporal_address)
+        await stop.wait()
+        log.info("shutting down")
+    engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    asyncio.run(serve(get_settings()))
+
+
+if __name__ == "__main__":
+    main()

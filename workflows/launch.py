@@ -1,0 +1,67 @@
+"""Starting a pipeline run: the row (numbered, with its snapshot) and then its workflow.
+
+Used by the API, the CLI and tests. If the workflow cannot be started, the row is removed
+again, so a failed start leaves nothing half-made behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from uuid import UUID
+
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+
+from domain.ids import pipeline_run_workflow_id
+from store.run_records import create_pipeline_run, discard_pipeline_run
+from store.runs import PipelineRun
+from workflows import names
+from workflows.messages import PipelineRunInput
+
+
+def run_search_attributes(run: PipelineRun) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(SearchAttributeKey.for_keyword(names.SA_ENTERPRISE),
+                            str(run.enterprise_id)),
+        SearchAttributePair(SearchAttributeKey.for_keyword(names.SA_PIPELINE), run.pipeline_name),
+        SearchAttributePair(SearchAttributeKey.for_int(names.SA_RUN_NUMBER), run.run_number),
+        SearchAttributePair(SearchAttributeKey.for_keyword(names.SA_STATUS), run.status),
+    ])
+
+
+async def start_pipeline_run(
+    client: Client,
+    engine: Engine,
+    *,
+    enterprise_id: UUID,
+    pipeline_id: UUID,
+    task_queue: str,
+    search_attributes: bool = True,
+    stage_window: int = 200,
+    stage_history_budget: int = 4_000,
+    trigger_type: str = "manual",
+    trigger_source: str = "",
+    previous_run_id: UUID | None = None,
+) -> PipelineRun:
+    """Create the run row and start its PipelineRunWorkflow. Raises store.run_records.
+    PipelineNotFound for an unknown pipeline (or one of another enterprise)."""
+    run = await asyncio.to_thread(
+        create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,
+        trigger_source=trigger_source, previous_run_id=previous_run_id)
+    try:
+        await client.start_workflow(
+            names.PIPELINE_RUN_WORKFLOW,
+            PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(enterprise_id),
+                             search_attributes=search_attributes, stage_window=stage_window,
+                             stage_history_budget=stage_history_budget),
+            id=pipeline_run_workflow_id(run.id),
+            task_queue=task_queue,
+            search_attributes=run_search_attributes(run) if search_attributes else None,
+            static_summary=f"{run.pipeline_name} #{run.run_number}",
+            static_details=f"pipeline `{run.pipeline_id}`, run `{run.id}`",
+        )
+    except BaseException:
+        await asyncio.to_thread(discard_pipeline_run, engine, run.id)
+        raise
+    return run

@@ -1,0 +1,198 @@
+"""One typed input and result per workflow, signal and update (dataclasses: they grow safely).
+
+Ids travel as strings. Fields added later must have defaults so running histories still decode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+# ---- PipelineRunWorkflow -------------------------------------------------------------------
+@dataclass
+class PipelineRunInput:
+    pipeline_run_id: str
+    enterprise_id: str
+    search_attributes: bool = True
+    stage_window: int = 200  # in-flight target runs per stage run (DESIGN §6: <= 500)
+    stage_history_budget: int = 4_000
+
+
+@dataclass
+class PipelineRunResult:
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class RunStatusRequest:
+    """PUT pipeline run status: cancelled, waiting (pause) or running (resume / pass a gate)."""
+
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class StageStatusRequest:
+    """PUT stage run {"status": ...}: queued (promote) or cancelled."""
+
+    stage_run_id: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class StageRunView:
+    stage_run_id: str
+    order: int
+    name: str
+    trigger: str
+    status: str
+
+
+@dataclass
+class RunState:
+    pipeline_run_id: str
+    status: str
+    paused: bool = False
+    waiting_for_stage_run_id: str | None = None
+    current_stage_run_id: str | None = None
+    stages: list[StageRunView] = field(default_factory=list)
+
+
+# ---- StageRunWorkflow ----------------------------------------------------------------------
+@dataclass
+class StageCarry:
+    """What a stage run carries across continue-as-new."""
+
+    started: bool = False
+    deadline_epoch: float = 0.0
+    operation_ids: list[str] = field(default_factory=list)
+    device_count: int = 0
+    cursor: int = -1  # last device_seq read from the store
+    page: list[list[str]] = field(default_factory=list)  # [device_seq, device_id] not yet started
+    ready: list[list[str]] = field(default_factory=list)  # [device_id, op_index] to start next
+    in_flight: dict[str, list[str]] = field(default_factory=dict)  # target id -> [device, op]
+    counts: dict[str, int] = field(default_factory=dict)  # finished target runs per status
+    failed_kinds: dict[str, int] = field(default_factory=dict)  # FAILED / TIMED_OUT counts
+    dispatched: int = 0
+    dispatch_times: list[float] = field(default_factory=list)  # for the rate limit window
+    paused: bool = False
+    stop_status: str | None = None
+    stop_reason: str = ""
+    abort_reason: str = ""
+    cancelled_targets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StageRunInput:
+    stage_run_id: str
+    pipeline_run_id: str
+    enterprise_id: str
+    timeout_seconds: int
+    rollout: dict = field(default_factory=dict)  # domain.schemas.RolloutConfig as a dict
+    window: int = 200
+    paused: bool = False
+    carry: StageCarry | None = None
+    history_budget: int = 4_000  # events before continue-as-new (10,240 is Temporal's warning)
+
+
+@dataclass
+class StageRunResult:
+    status: str
+    reason: str = ""
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class StageControl:
+    """From the pipeline run: pause, resume, or stop with cancelled / timeout."""
+
+    action: str  # "pause" | "resume" | "stop"
+    status: str = ""  # with stop: cancelled | timeout
+    reason: str = ""
+
+
+@dataclass
+class AddTargetRequest:
+    device_id: str
+    device_name: str = ""
+    device_alias: str = ""
+
+
+@dataclass
+class AddTargetResult:
+    target_run_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TargetCancelRequest:
+    target_run_id: str
+    reason: str = ""
+
+
+@dataclass
+class StageState:
+    stage_run_id: str
+    status: str
+    paused: bool
+    device_count: int
+    dispatched: int
+    in_flight: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class TargetFinished:
+    target_run_id: str
+    status: str
+    failure_type: str = ""  # FAILED or TIMED_OUT when not a success
+
+
+# ---- TargetRunWorkflow ---------------------------------------------------------------------
+@dataclass
+class TargetRunInput:
+    target_run_id: str
+    stage_run_id: str
+    enterprise_id: str
+    timeout_seconds: int
+    stage_workflow_id: str
+    retries: dict[str, int] = field(default_factory=dict)  # FAILED / TIMED_OUT -> count
+
+
+@dataclass
+class TargetRunResult:
+    status: str
+    failure_type: str = ""
+    command_id: str | None = None
+    command_status: str | None = None
+
+
+@dataclass
+class CommandEvent:
+    command_id: str
+    status: str
+    reason: str = ""
+    output: dict = field(default_factory=dict)
+    sequence: int | None = None
+    at_epoch: float = 0.0
+
+
+@dataclass
+class CommandEvents:
+    """Events for one target run's commands, batched: a device that answers at once sends one."""
+
+    events: list[CommandEvent] = field(default_factory=list)
+
+
+@dataclass
+class TargetStop:
+    status: str  # cancelled | timeout
+    reason: str = ""
+    only_before_dispatch: bool = False  # an operator's target cancel: ignored once dispatched
+
+
+@dataclass
+class CommandCancelRequest:
+    command_id: str
+    reason: str = ""

@@ -1,0 +1,34 @@
+"""Names shared by the worker, the API and the tests: defined once, used everywhere."""
+
+PIPELINE_RUN_WORKFLOW = "PipelineRunWorkflow"
+STAGE_RUN_WORKFLOW = "StageRunWorkflow"
+TARGET_RUN_WORKFLOW = "TargetRunWorkflow"
+
+# PipelineRunWorkflow messages
+UPDATE_SET_RUN_STATUS = "set_run_status"  # RunStatusRequest -> RunState
+UPDATE_SET_STAGE_STATUS = "set_stage_status"  # StageStatusRequest -> RunState
+QUERY_RUN_STATE = "run_state"  # -> RunState
+
+# StageRunWorkflow messages
+UPDATE_ADD_TARGET = "add_target"  # AddTargetRequest -> AddTargetResult
+UPDATE_CANCEL_TARGET = "cancel_target"  # TargetCancelRequest -> None
+SIGNAL_TARGET_FINISHED = "target_finished"  # TargetFinished
+SIGNAL_STAGE_CONTROL = "stage_control"  # StageControl (pause, resume, stop)
+QUERY_STAGE_STATE = "stage_state"  # -> StageState
+
+# TargetRunWorkflow messages
+SIGNAL_COMMAND_EVENTS = "command_events"  # CommandEvents
+SIGNAL_TARGET_STOP = "target_stop"  # TargetStop
+UPDATE_CANCEL_COMMAND = "cancel_command"  # CommandCancelRequest -> None
+
+# Custom search attributes (registered on the dev server at start: see cli/dev_stack.py).
+SA_ENTERPRISE = "FleetpipeEnterprise"  # Keyword
+SA_PIPELINE = "FleetpipePipeline"  # Keyword (pipeline name)
+SA_RUN_NUMBER = "FleetpipeRunNumber"  # Int
+SA_STATUS = "FleetpipeStatus"  # Keyword
+SEARCH_ATTRIBUTES: dict[str, str] = {
+    SA_ENTERPRISE: "Keyword",
+    SA_PIPELINE: "Keyword",
+    SA_RUN_NUMBER: "Int",
+    SA_STATUS: "Keyword",
+}

@@ -1,0 +1,318 @@
+"""PipelineRunWorkflow: a run's stages in order, with manual gates, pause, cancel and timeout.
+
+Operator actions arrive as updates whose validators refuse a wrong request before anything is
+written; the handlers only set what was asked and wait for the run loop to act on it, so every
+status change is decided and recorded in one place, the loop.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import SearchAttributeKey
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity_names
+    from activities.messages import (
+        ClosedCount,
+        CloseStageRunsInput,
+        PipelineRunRef,
+        PreparedPipelineRun,
+        StageRunInfoMsg,
+    )
+    from domain.ids import stage_run_workflow_id
+    from domain.rollups import pipeline_outcome
+    from domain.schemas import StageTrigger
+    from domain.statuses import (
+        PipelineRunStatus,
+        RunKind,
+        StageRunStatus,
+        is_terminal,
+        parse_status,
+    )
+    from workflows import names
+    from workflows.messages import (
+        PipelineRunInput,
+        PipelineRunResult,
+        RunState,
+        RunStatusRequest,
+        StageControl,
+        StageRunInput,
+        StageRunResult,
+        StageRunView,
+        StageStatusRequest,
+    )
+    from workflows.steps import call, change, epoch_now, record
+
+_P = PipelineRunStatus
+_S = StageRunStatus
+_KIND = RunKind.PIPELINE.value
+_STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)
+# An update answers once the loop has acted on it; this bounds how long a caller waits.
+_ACTION_WAIT = timedelta(seconds=20)
+
+
+def _invalid(message: str) -> ApplicationError:
+    return ApplicationError(message, type="InvalidAction", non_retryable=True)
+
+
+@workflow.defn(name=names.PIPELINE_RUN_WORKFLOW)
+class PipelineRunWorkflow:
+    def __init__(self) -> None:
+        self._run_id = ""
+        self._status: str = _P.PENDING
+        self._stages: list[StageRunInfoMsg] = []
+        self._waiting_for: str | None = None  # stage run id at a manual gate
+        self._current: str | None = None  # stage run id whose workflow is running
+        self._promoted: set[str] = set()
+        self._paused = False
+        self._paused_recorded = False
+        self._stop_status: str | None = None
+        self._stop_reason = ""
+        self._search_attributes = True
+        self._news = False
+        self._deadline_epoch = 0.0
+        self._timeout_seconds = 0
+
+    # ---- operator actions ----------------------------------------------------------------
+    @workflow.update(name=names.UPDATE_SET_RUN_STATUS)
+    async def set_run_status(self, request: RunStatusRequest) -> RunState:
+        wanted = parse_status(RunKind.PIPELINE, request.status)
+        self._news = True  # wake the run loop: it acts, the handler waits for that
+        if wanted == _P.CANCELLED:
+            self._request_stop(_P.CANCELLED, request.reason or "cancelled by user")
+            await self._await(lambda: is_terminal(RunKind.PIPELINE, self._status))
+        elif wanted == _P.WAITING:
+            self._paused = True
+            await self._await(lambda: self._paused_recorded or self._is_over())
+        elif self._waiting_for and not self._paused:
+            gate = self._waiting_for
+            self._promote(gate)
+            await self._await(lambda: self._current == gate or self._is_over())
+        else:
+            self._paused = False
+            await self._await(lambda: not self._paused_recorded or self._is_over())
+        return self.state()
+
+    @set_run_status.validator
+    def _check_run_status(self, request: RunStatusRequest) -> None:
+        try:
+            wanted = parse_status(RunKind.PIPELINE, request.status)
+        except ValueError as bad:
+            raise _invalid(str(bad)) from None
+        allowed = self._allowed_run_actions()
+        if wanted not in allowed:
+            raise _invalid(
+                f"status {wanted!r} is not an action a pipeline run in status "
+                f"{self._status!r} takes; allowed now: {', '.join(allowed) or 'none'}")
+
+    def _allowed_run_actions(self) -> list[str]:
+        if self._is_over() or self._stop_status:
+            return []
+        actions = [_P.CANCELLED.value]
+        if self._status in (_P.RUNNING, _P.WAITING) and not self._paused:
+            actions.append(_P.WAITING.value)
+        if self._paused or self._waiting_for:
+            actions.append(_P.RUNNING.value)
+        return actions
+
+    @workflow.update(name=names.UPDATE_SET_STAGE_STATUS)
+    async def set_stage_status(self, request: StageStatusRequest) -> RunState:
+        wanted = parse_status(RunKind.STAGE, request.status)
+        if wanted == _S.QUEUED:
+            self._promote(request.stage_run_id)
+            await self._await(lambda: self._current == request.stage_run_id
+                              or self._is_over())
+        else:
+            name = self._stage(request.stage_run_id).name
+            self._request_stop(_P.CANCELLED, request.reason
+                               or f"stage run {name!r} was cancelled by user")
+            await self._await(lambda: is_terminal(RunKind.PIPELINE, self._status))
+        return self.state()
+
+    @set_stage_status.validator
+    def _check_stage_status(self, request: StageStatusRequest) -> None:
+        try:
+            wanted = parse_status(RunKind.STAGE, request.status)
+        except ValueError as bad:
+            raise _invalid(str(bad)) from None
+        stage = self._stage(request.stage_run_id)
+        if wanted == _S.QUEUED:
+            if self._waiting_for != request.stage_run_id or self._stop_status:
+                at = (f"it waits at stage run {self._waiting_for}" if self._waiting_for
+                      else "it waits at no gate")
+                raise _invalid(
+                    f"stage run {stage.name!r} cannot be promoted: the pipeline run is "
+                    f"{self._status} and {at}")
+        elif wanted == _S.CANCELLED:
+            if self._is_over() or self._stop_status or is_terminal(RunKind.STAGE, stage.status):
+                raise _invalid(f"stage run {stage.name!r} is already {stage.status}")
+        else:
+            raise _invalid(
+                f"status {wanted!r} is not an action on a stage run; allowed: queued "
+                "(promote), cancelled")
+
+    @workflow.query(name=names.QUERY_RUN_STATE)
+    def state(self) -> RunState:
+        return RunState(
+            pipeline_run_id=self._run_id, status=self._status, paused=self._paused,
+            waiting_for_stage_run_id=self._waiting_for, current_stage_run_id=self._current,
+            stages=[StageRunView(s.stage_run_id, s.order, s.name, s.trigger, s.status)
+                    for s in self._stages])
+
+    def _stage(self, stage_run_id: str) -> StageRunInfoMsg:
+        for stage in self._stages:
+            if stage.stage_run_id == stage_run_id:
+                return stage
+        raise _invalid(f"stage run {stage_run_id} is not part of pipeline run {self._run_id}")
+
+    def _promote(self, stage_run_id: str) -> None:
+        self._promoted.add(stage_run_id)
+        self._news = True
+
+    def _request_stop(self, status: str, reason: str) -> None:
+        if self._stop_status is None:
+            self._stop_status, self._stop_reason = status, reason
+        self._news = True
+
+    def _is_over(self) -> bool:
+        return is_terminal(RunKind.PIPELINE, self._status)
+
+    async def _await(self, condition) -> None:  # noqa: ANN001
+        try:
+            await workflow.wait_condition(condition, timeout=_ACTION_WAIT)
+        except TimeoutError:
+            pass  # answer with the state as it is; the action still goes on
+
+    # ---- the run -------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, request: PipelineRunInput) -> PipelineRunResult:
+        self._run_id = request.pipeline_run_id
+        self._search_attributes = request.search_attributes
+        await self._set_status(_P.PROCESSING)
+        prepared = await call(activity_names.PREPARE_PIPELINE_RUN,
+                              PipelineRunRef(self._run_id), PreparedPipelineRun)
+        self._stages = prepared.stages
+        if not self._stages:
+            await self._set_status(_P.INVALID, "the pipeline has no stages")
+            return PipelineRunResult(_P.INVALID, "the pipeline has no stages")
+        deadline = workflow.now() + timedelta(seconds=prepared.timeout_seconds)
+        self._deadline_epoch = deadline.timestamp()
+        self._timeout_seconds = prepared.timeout_seconds
+        await self._set_status(_P.RUNNING)
+        failed: StageRunInfoMsg | None = None
+        for stage in self._stages:
+            if not await self._pass_gate(stage):
+                break
+            result = await self._run_stage(request, stage)
+            stage.status = result.status
+            if result.status != _S.SUCCESS:
+                failed = stage
+                break
+        return await self._end(failed)
+
+    async def _pass_gate(self, stage: StageRunInfoMsg) -> bool:
+        """Wait for promotion at a manual stage, and for resume while paused; False if the
+        run stopped (cancel or timeout) meanwhile."""
+        manual = stage.trigger == StageTrigger.MANUAL
+        if manual and stage.stage_run_id not in self._promoted:
+            self._waiting_for = stage.stage_run_id
+            workflow.set_current_details(
+                f"waiting at stage {stage.order} **{stage.name}** for promotion")
+            await self._set_status(_P.WAITING)
+        while not self._stop_status:
+            gate_open = not manual or stage.stage_run_id in self._promoted
+            if gate_open and not self._paused:
+                break
+            await self._sync_pause()
+            await self._wait_for_news()
+        self._waiting_for = None
+        if self._stop_status:
+            return False
+        await record(change(RunKind.STAGE.value, stage.stage_run_id, _S.QUEUED))
+        stage.status = _S.QUEUED
+        await self._set_status(_P.RUNNING)
+        return True
+
+    async def _run_stage(self, request: PipelineRunInput,
+                         stage: StageRunInfoMsg) -> StageRunResult:
+        handle = await workflow.start_child_workflow(
+            names.STAGE_RUN_WORKFLOW,
+            StageRunInput(
+                stage_run_id=stage.stage_run_id, pipeline_run_id=self._run_id,
+                enterprise_id=request.enterprise_id, timeout_seconds=stage.timeout_seconds,
+                rollout=stage.rollout, window=request.stage_window, paused=self._paused,
+                history_budget=request.stage_history_budget,
+            ),
+            id=stage_run_workflow_id(stage.stage_run_id),
+            result_type=StageRunResult,
+            static_summary=f"stage {stage.order}: {stage.name}",
+        )
+        self._current = stage.stage_run_id
+        workflow.set_current_details(f"running stage {stage.order} **{stage.name}**")
+        stop_sent = False
+        while not handle.done():
+            if self._stop_status and not stop_sent:
+                await handle.signal(names.SIGNAL_STAGE_CONTROL, StageControl(
+                    "stop", self._stop_status, self._stop_reason))
+                stop_sent = True
+            elif self._paused != self._paused_recorded:
+                await handle.signal(names.SIGNAL_STAGE_CONTROL,
+                                    StageControl("pause" if self._paused else "resume"))
+                await self._sync_pause()
+            await self._wait_for_news(also=handle.done)
+        self._current = None
+        try:
+            return handle.result()
+        except ChildWorkflowError as failure:
+            workflow.logger.error("stage run %s failed: %s", stage.stage_run_id, failure)
+            return StageRunResult(status=_S.FAILURE, reason="the stage run workflow failed")
+
+    async def _sync_pause(self) -> None:
+        """Record a pause (waiting) or a resume (running) once the loop has seen it."""
+        if self._paused == self._paused_recorded:
+            return
+        self._paused_recorded = self._paused
+        if self._waiting_for is None:
+            await self._set_status(_P.WAITING if self._paused else _P.RUNNING)
+
+    async def _wait_for_news(self, also=lambda: False) -> None:  # noqa: ANN001
+        """Sleep until an operator acts, `also()` holds, or the run's deadline passes."""
+        # Once stopping, only the stage's end is awaited: no more deadline timers.
+        timeout = None if self._stop_status else max(self._deadline_epoch - epoch_now(), 0.001)
+        try:
+            await workflow.wait_condition(lambda: self._news or also(), timeout=timeout)
+        except TimeoutError:
+            self._request_stop(_P.TIMEOUT,
+                               f"pipeline run timed out after {self._timeout_seconds} s")
+        self._news = False
+
+    async def _end(self, failed: StageRunInfoMsg | None) -> PipelineRunResult:
+        if self._stop_status:
+            closed_as = _S.TIMEOUT if self._stop_status == _P.TIMEOUT else _S.CANCELLED
+            await call(activity_names.CLOSE_OPEN_STAGE_RUNS, CloseStageRunsInput(
+                self._run_id, closed_as, self._stop_reason, epoch_now()), ClosedCount)
+            final, reason = self._stop_status, self._stop_reason
+            await self._set_status(final, reason)
+        else:
+            reason = ""
+            if failed is not None:
+                reason = f"stage {failed.order} {failed.name!r} ended {failed.status}"
+                await call(activity_names.CLOSE_OPEN_STAGE_RUNS, CloseStageRunsInput(
+                    self._run_id, _S.CANCELLED, f"cancelled because {reason}", epoch_now()),
+                    ClosedCount)
+            final = pipeline_outcome(s.status for s in self._stages if failed is None
+                                     or s.order <= failed.order)
+            await self._set_status(_P.COMPLETE)
+            await self._set_status(final, reason)
+        workflow.set_current_details(f"ended **{self._status}** {reason}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return PipelineRunResult(self._status, reason)
+
+    async def _set_status(self, status: str, reason: str = "") -> None:
+        statuses = await record(change(_KIND, self._run_id, status, reason))
+        self._status = statuses[0]
+        if self._search_attributes:
+            workflow.upsert_search_attributes([_STATUS_KEY.value_set(self._status)])

@@ -1,0 +1,378 @@
+"""StageRunWorkflow: every target run of one stage run, through a bounded window.
+
+The stage's target runs live in the store; this workflow reads them in pages and keeps at most
+`window` target-run children in flight. Children report back by signal and are started with
+ABANDON, so the stage can continue-as-new (carrying its small state) long before its history
+nears Temporal's limits: a stage of 100,000 devices is many short runs of this workflow, each
+with a bounded history and never more than `window` pending children.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from uuid import UUID
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity_names
+    from activities.messages import (
+        AddDeviceInput,
+        AddedDevice,
+        ClosedCount,
+        ClosePendingTargetsInput,
+        StagePlanMsg,
+        StageRunRef,
+        TargetCounts,
+        TargetPage,
+        TargetPageInput,
+    )
+    from domain import rollout
+    from domain.ids import target_run_id, target_run_workflow_id
+    from domain.rollups import stage_outcome
+    from domain.schemas import RolloutConfig
+    from domain.statuses import RunKind, StageRunStatus, TargetRunStatus
+    from workflows import names
+    from workflows.messages import (
+        AddTargetRequest,
+        AddTargetResult,
+        StageCarry,
+        StageControl,
+        StageRunInput,
+        StageRunResult,
+        StageState,
+        TargetCancelRequest,
+        TargetFinished,
+        TargetRunInput,
+        TargetStop,
+    )
+    from workflows.steps import call, change, epoch_now, record
+
+_S = StageRunStatus
+_T = TargetRunStatus
+_KIND = RunKind.STAGE.value
+PAGE_SIZE = 500
+# How long a stopped stage waits for its in-flight targets to confirm their commands' end.
+STOP_GRACE = timedelta(minutes=5)
+EARLIER_OPERATION_FAILED = "an earlier operation on this device did not succeed"
+
+
+@workflow.defn(name=names.STAGE_RUN_WORKFLOW)
+class StageRunWorkflow:
+    @workflow.init
+    def __init__(self, request: StageRunInput) -> None:
+        self._in = request
+        self._c: StageCarry = request.carry or StageCarry(paused=request.paused)
+        self._rollout = RolloutConfig.model_validate(request.rollout or {})
+        self._status: str = _S.RUNNING if self._c.started else _S.PENDING
+        self._exhausted = False
+        self._news = False
+        # Child starts still awaiting the server's answer: the loop does not wait for them
+        # (a start can take seconds on a busy server), it only drains them before it
+        # continues-as-new or ends.
+        self._starting: set[asyncio.Task[None]] = set()
+        self._start_failure: BaseException | None = None
+
+    # ---- messages ------------------------------------------------------------------------
+    @workflow.signal(name=names.SIGNAL_TARGET_FINISHED)
+    def on_target_finished(self, done: TargetFinished) -> None:
+        lane = self._c.in_flight.pop(done.target_run_id, None)
+        if lane is None:
+            return  # a duplicate report
+        self._news = True
+        counts = self._c.counts
+        counts[done.status] = counts.get(done.status, 0) + 1
+        if done.status != _T.SUCCESS and done.failure_type:
+            self._c.failed_kinds[done.failure_type] = (
+                self._c.failed_kinds.get(done.failure_type, 0) + 1)
+        device_id, op_index = lane[0], int(lane[1])
+        if op_index + 1 >= len(self._c.operation_ids):
+            return
+        if done.status == _T.SUCCESS:
+            self._c.ready.append([device_id, str(op_index + 1)])
+        else:
+            # A failed operation fails the device's later operations in this stage run.
+            self._c.cancelled_targets.extend(
+                str(target_run_id(self._stage_uuid, device_id, op_id))
+                for op_id in self._c.operation_ids[op_index + 1:]
+            )
+
+    @workflow.signal(name=names.SIGNAL_STAGE_CONTROL)
+    def on_control(self, control: StageControl) -> None:
+        self._news = True
+        if control.action == "pause":
+            self._c.paused = True
+        elif control.action == "resume":
+            self._c.paused = False
+        elif control.action == "stop" and self._c.stop_status is None:
+            self._c.stop_status = control.status
+            self._c.stop_reason = control.reason
+
+    @workflow.update(name=names.UPDATE_ADD_TARGET)
+    async def add_target(self, request: AddTargetRequest) -> AddTargetResult:
+        added = await call(activity_names.ADD_TARGET_DEVICE, AddDeviceInput(
+            self._in.stage_run_id, request.device_id, request.device_name,
+            request.device_alias), AddedDevice)
+        self._c.device_count = max(self._c.device_count, added.device_seq + 1)
+        self._exhausted = False
+        self._news = True
+        return AddTargetResult(added.target_run_ids)
+
+    @add_target.validator
+    def _check_add_target(self, request: AddTargetRequest) -> None:
+        self._check_open("add a target to")
+
+    @workflow.update(name=names.UPDATE_CANCEL_TARGET)
+    async def cancel_target(self, request: TargetCancelRequest) -> None:
+        if request.target_run_id in self._c.in_flight:
+            await workflow.get_external_workflow_handle(
+                target_run_workflow_id(request.target_run_id)
+            ).signal(names.SIGNAL_TARGET_STOP, TargetStop(
+                _T.CANCELLED, request.reason or "cancelled by user", only_before_dispatch=True))
+            return
+        closed = await call(activity_names.CLOSE_PENDING_TARGETS, ClosePendingTargetsInput(
+            self._in.stage_run_id, _T.CANCELLED, request.reason or "cancelled by user",
+            epoch_now(), [request.target_run_id]), ClosedCount)
+        self._add_count(_T.CANCELLED, closed.count)
+        self._news = True
+
+    @cancel_target.validator
+    def _check_cancel_target(self, request: TargetCancelRequest) -> None:
+        self._check_open("cancel a target of")
+
+    def _check_open(self, action: str) -> None:
+        # Running, not processing: targets can be added once the stage made its own.
+        if self._status != _S.RUNNING or self._c.stop_status:
+            raise ApplicationError(
+                f"cannot {action} stage run {self._in.stage_run_id}: it is {self._status}"
+                + (" and stopping" if self._c.stop_status else ""), type="InvalidAction")
+
+    @workflow.query(name=names.QUERY_STAGE_STATE)
+    def state(self) -> StageState:
+        return StageState(
+            stage_run_id=self._in.stage_run_id, status=self._status, paused=self._c.paused,
+            device_count=self._c.device_count, dispatched=self._c.dispatched,
+            in_flight=len(self._c.in_flight), counts=dict(self._c.counts))
+
+    # ---- the run -------------------------------------------------------------------------
+    @property
+    def _stage_uuid(self) -> UUID:
+        return UUID(self._in.stage_run_id)
+
+    @workflow.run
+    async def run(self, request: StageRunInput) -> StageRunResult:
+        c = self._c
+        if not c.started:
+            invalid = await self._start()
+            if invalid is not None:
+                return invalid
+        while True:
+            if self._start_failure is not None:
+                raise self._start_failure
+            await self._flush_cancelled_targets()
+            self._check_abort()
+            if c.stop_status or c.abort_reason or self._finished():
+                break
+            if self._history_full():
+                await self._drain_starts()
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                workflow.continue_as_new(StageRunInput(
+                    stage_run_id=request.stage_run_id, pipeline_run_id=request.pipeline_run_id,
+                    enterprise_id=request.enterprise_id, timeout_seconds=request.timeout_seconds,
+                    rollout=request.rollout, window=request.window, carry=c,
+                    history_budget=request.history_budget))
+            wake_at = await self._fill_window()
+            self._describe()
+            await self._wait(wake_at)
+        return await self._end()
+
+    async def _start(self) -> StageRunResult | None:
+        c = self._c
+        run_id = self._in.stage_run_id
+        await record(change(_KIND, run_id, _S.PROCESSING))
+        self._status = _S.PROCESSING
+        plan = await call(activity_names.MATERIALIZE_TARGETS, StageRunRef(run_id), StagePlanMsg)
+        if plan.invalid_reason:
+            await record(change(_KIND, run_id, _S.INVALID, plan.invalid_reason))
+            self._status = _S.INVALID
+            return StageRunResult(status=_S.INVALID, reason=plan.invalid_reason)
+        c.operation_ids = plan.operation_ids
+        c.device_count = plan.device_count
+        c.deadline_epoch = epoch_now() + self._in.timeout_seconds
+        c.started = True
+        await record(change(_KIND, run_id, _S.RUNNING))
+        self._status = _S.RUNNING
+        return None
+
+    def _finished(self) -> bool:
+        c = self._c
+        return (self._exhausted and not c.page and not c.ready and not c.in_flight
+                and not c.cancelled_targets and c.cursor + 1 >= c.device_count)
+
+    def _history_full(self) -> bool:
+        info = workflow.info()
+        # Well before the 10,240-event warning: signals keep arriving while it winds down.
+        return info.is_continue_as_new_suggested() or (
+            info.get_current_history_length() > self._in.history_budget)
+
+    async def _wait(self, wake_at: float | None) -> None:
+        now = epoch_now()
+        timeout = self._c.deadline_epoch - now
+        if wake_at is not None:
+            timeout = min(timeout, max(wake_at - now, 0.05))
+        try:
+            await workflow.wait_condition(lambda: self._news, timeout=max(timeout, 0.001))
+        except TimeoutError:
+            if epoch_now() >= self._c.deadline_epoch and not self._c.stop_status:
+                self._c.stop_status = _S.TIMEOUT
+                self._c.stop_reason = (
+                    f"stage run timed out after {self._in.timeout_seconds} s")
+        self._news = False
+
+    async def _fill_window(self) -> float | None:
+        """Start targets until the window is full; returns when to look again if the rate
+        limit held some back."""
+        c = self._c
+        now = epoch_now()
+        if c.paused:
+            return None
+        c.dispatch_times = [t for t in c.dispatch_times if t > now - rollout.WINDOW_SECONDS]
+        allowance, wake_at = rollout.dispatch_allowance(
+            self._rollout, c.dispatch_times, now, c.dispatched, c.counts.get(_T.SUCCESS, 0))
+        room = self._in.window - len(c.in_flight)
+        if allowance is not None:
+            room = min(room, allowance)
+        lanes: list[tuple[str, int]] = []
+        while len(lanes) < room:
+            if c.ready:
+                device_id, op = c.ready.pop(0)
+                lanes.append((device_id, int(op)))
+                continue
+            if not c.page and not self._exhausted:
+                page = await call(activity_names.NEXT_TARGET_PAGE, TargetPageInput(
+                    self._in.stage_run_id, c.cursor, PAGE_SIZE), TargetPage)
+                c.page = [[str(seq), device] for seq, device in page.items]
+                self._exhausted = len(page.items) < PAGE_SIZE
+            if not c.page:
+                break
+            seq, device_id = c.page.pop(0)
+            c.cursor = int(seq)
+            lanes.append((device_id, 0))
+        for device_id, op_index in lanes:
+            task = asyncio.create_task(self._start_target(device_id, op_index))
+            self._starting.add(task)
+            task.add_done_callback(self._start_done)
+        c.dispatched += len(lanes)
+        c.dispatch_times.extend([now] * len(lanes))
+        return wake_at
+
+    def _start_done(self, task: asyncio.Task[None]) -> None:
+        self._starting.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._start_failure = task.exception()
+            self._news = True  # the loop raises it: the workflow task fails and is retried
+
+    async def _drain_starts(self) -> None:
+        if self._starting:
+            await asyncio.gather(*list(self._starting), return_exceptions=True)
+        if self._start_failure is not None:
+            raise self._start_failure
+
+    async def _start_target(self, device_id: str, op_index: int) -> None:
+        c = self._c
+        target_id = str(target_run_id(self._stage_uuid, device_id, c.operation_ids[op_index]))
+        c.in_flight[target_id] = [device_id, str(op_index)]
+        try:
+            await workflow.start_child_workflow(
+                names.TARGET_RUN_WORKFLOW,
+                TargetRunInput(
+                    target_run_id=target_id, stage_run_id=self._in.stage_run_id,
+                    enterprise_id=self._in.enterprise_id,
+                    timeout_seconds=self._in.timeout_seconds,
+                    stage_workflow_id=workflow.info().workflow_id,
+                    retries=rollout.retries_allowed(self._rollout),
+                ),
+                id=target_run_workflow_id(target_id),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                static_summary=f"device {device_id}, operation {op_index + 1}",
+            )
+        except WorkflowAlreadyStartedError:
+            pass  # still running from before a continue-as-new: it will report to us
+
+    async def _flush_cancelled_targets(self) -> None:
+        """End the later operations of devices whose earlier operation did not succeed."""
+        c = self._c
+        if not c.cancelled_targets:
+            return
+        ids, c.cancelled_targets = c.cancelled_targets, []
+        closed = await call(activity_names.CLOSE_PENDING_TARGETS, ClosePendingTargetsInput(
+            self._in.stage_run_id, _T.FAILURE, EARLIER_OPERATION_FAILED,
+            epoch_now(), ids), ClosedCount)
+        self._add_count(_T.FAILURE, closed.count)
+
+    def _add_count(self, status: str, count: int) -> None:
+        if count:
+            self._c.counts[status] = self._c.counts.get(status, 0) + count
+
+    def _check_abort(self) -> None:
+        c = self._c
+        executed = sum(c.counts.values())
+        if not c.abort_reason:
+            c.abort_reason = rollout.abort_reason(self._rollout, executed, c.failed_kinds)
+
+    def _describe(self) -> None:
+        c = self._c
+        workflow.set_current_details(
+            f"{c.dispatched} of {c.device_count * max(len(c.operation_ids), 1)} targets "
+            f"started, {len(c.in_flight)} in flight, finished: {dict(sorted(c.counts.items()))}"
+            + (" (paused)" if c.paused else ""))
+
+    async def _stop_targets(self, status: str, reason: str) -> None:
+        """End what has not started with `status`; tell in-flight targets to stop and give
+        them a grace period to confirm (a cancelled command ends its target `failure`)."""
+        c = self._c
+        c.page, c.ready = [], []
+        await self._drain_starts()  # every in-flight target exists before it is told to stop
+        closed = await call(activity_names.CLOSE_PENDING_TARGETS, ClosePendingTargetsInput(
+            self._in.stage_run_id, status, reason, epoch_now()), ClosedCount)
+        self._add_count(status, closed.count)
+        stop = TargetStop(status, reason)
+        await asyncio.gather(*(
+            workflow.get_external_workflow_handle(target_run_workflow_id(tid)).signal(
+                names.SIGNAL_TARGET_STOP, stop)
+            for tid in list(c.in_flight)
+        ), return_exceptions=True)
+        try:
+            await workflow.wait_condition(lambda: not c.in_flight, timeout=STOP_GRACE)
+        except TimeoutError:
+            workflow.logger.warning("%d targets did not confirm the stop", len(c.in_flight))
+
+    async def _end(self) -> StageRunResult:
+        c = self._c
+        run_id = self._in.stage_run_id
+        if c.stop_status:
+            await self._stop_targets(c.stop_status, c.stop_reason)
+            final, reason = c.stop_status, c.stop_reason
+            statuses = await record(change(_KIND, run_id, final, reason))
+        else:
+            if c.abort_reason:
+                await self._stop_targets(_T.CANCELLED, c.abort_reason)
+            counts = await call(activity_names.COUNT_TARGETS, StageRunRef(run_id), TargetCounts)
+            final = _S.FAILURE if c.abort_reason else stage_outcome(
+                counts.counts, self._rollout.success_threshold_percentage)
+            reason = c.abort_reason or (
+                "" if final == _S.SUCCESS else _failure_reason(counts.counts))
+            statuses = await record(change(_KIND, run_id, _S.COMPLETE),
+                                    change(_KIND, run_id, final, reason))
+        self._status = statuses[-1]
+        workflow.set_current_details(f"ended **{self._status}** {reason}")
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return StageRunResult(status=self._status, reason=reason, counts=dict(c.counts))
+
+
+def _failure_reason(counts: dict[str, int]) -> str:
+    total = sum(counts.values())
+    ok = counts.get(_T.SUCCESS, 0)
+    return f"{total - ok} of {total} target runs did not succeed"

@@ -1,0 +1,253 @@
+"""TargetRunWorkflow: one device x one operation, through its command, to a final status.
+
+It sends the command (an activity, idempotent by command id), follows the command's events
+(signals from the gateway, batched), and ends on the command's final status, a stop from its
+stage run (cancel or timeout), or its own timer. It reports back to its stage run by signal,
+because the stage run may have continued-as-new since it started this target.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
+
+with workflow.unsafe.imports_passed_through():
+    from activities import names as activity_names
+    from activities.messages import CancelCommandInput, DispatchInput, DispatchResult
+    from domain.rollups import target_status_for_command
+    from domain.statuses import (
+        CommandStatus,
+        RunKind,
+        TargetRunStatus,
+        can_transition,
+        is_terminal,
+    )
+    from workflows import names
+    from workflows.messages import (
+        CommandCancelRequest,
+        CommandEvent,
+        CommandEvents,
+        TargetFinished,
+        TargetRunInput,
+        TargetRunResult,
+        TargetStop,
+    )
+    from workflows.steps import call_local, change, epoch_now, record
+
+_T = TargetRunStatus
+_C = CommandStatus
+_KIND = RunKind.TARGET.value
+_RUNNING_COMMAND = {_C.INITIATED, _C.ACKNOWLEDGED, _C.INPROGRESS}
+# A gateway that cannot be reached to cancel must not hold a timed-out target open for long.
+_CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+
+
+def _failure_type(command_status: str) -> str:
+    return "TIMED_OUT" if command_status == _C.TIMEOUT else "FAILED"
+
+
+@workflow.defn(name=names.TARGET_RUN_WORKFLOW)
+class TargetRunWorkflow:
+    def __init__(self) -> None:
+        self._events: dict[str, list[CommandEvent]] = {}
+        self._stop: TargetStop | None = None
+        self._cancel_requested = False
+        self._status: str = _T.PENDING
+        self._command_id: str | None = None
+        self._command_status: str | None = None
+        self._command_meta: dict = {}
+        self._seen_running = False
+        self._timeout_reason = ""
+        self._news = False  # set by every message, cleared by the loop once it looked
+
+    # ---- messages ------------------------------------------------------------------------
+    @workflow.signal(name=names.SIGNAL_COMMAND_EVENTS)
+    def on_command_events(self, batch: CommandEvents) -> None:
+        for event in batch.events:
+            self._events.setdefault(event.command_id, []).append(event)
+        self._news = True
+
+    @workflow.signal(name=names.SIGNAL_TARGET_STOP)
+    def on_stop(self, stop: TargetStop) -> None:
+        # A stage's cancel or timeout outranks an operator's cancel-if-not-dispatched.
+        if self._stop is None or self._stop.only_before_dispatch:
+            self._stop = stop
+        self._news = True
+
+    @workflow.update(name=names.UPDATE_CANCEL_COMMAND)
+    async def cancel_command(self, request: CommandCancelRequest) -> None:
+        self._cancel_requested = True
+        self._news = True
+        await workflow.wait_condition(
+            lambda: self._command_status in (_C.CANCELLED, _C.SUCCESS, _C.FAILURE, _C.TIMEOUT)
+            or is_terminal(RunKind.TARGET, self._status),
+            timeout=timedelta(seconds=10),
+        )
+
+    @cancel_command.validator
+    def _check_cancel_command(self, request: CommandCancelRequest) -> None:
+        if request.command_id != self._command_id:
+            raise ApplicationError(
+                f"command {request.command_id} is not this target run's active command "
+                f"({self._command_id or 'none yet'})", type="InvalidAction")
+        if self._command_status and is_terminal(RunKind.COMMAND, self._command_status):
+            raise ApplicationError(
+                f"command {request.command_id} is already {self._command_status}",
+                type="InvalidAction")
+
+    # ---- the run -------------------------------------------------------------------------
+    @workflow.run
+    async def run(self, request: TargetRunInput) -> TargetRunResult:
+        deadline = workflow.now() + timedelta(seconds=request.timeout_seconds)
+        retries_left = dict(request.retries)
+        attempt = 0
+        result: TargetRunResult
+        while True:
+            if self._stop is not None and not self._stop.only_before_dispatch:
+                result = await self._end_before_dispatch(request, self._stop)
+                break
+            # Local: a few milliseconds of store and gateway work, once per target (it is
+            # idempotent by command id, so a re-run after a crash sends nothing twice).
+            dispatch = await call_local(activity_names.DISPATCH_COMMAND,
+                                        DispatchInput(request.target_run_id, attempt,
+                                                      epoch_now()),
+                                        DispatchResult)
+            if is_terminal(RunKind.TARGET, dispatch.target_status):
+                # Ended before it started (an operator cancelled it while pending).
+                self._status = dispatch.target_status
+                result = TargetRunResult(status=self._status)
+                break
+            self._command_id = dispatch.command_id
+            self._command_status = _C.QUEUED
+            self._status = dispatch.target_status
+            workflow.set_current_details(f"command `{self._command_id}` queued")
+            result = await self._follow_command(request, deadline)
+            kind = result.failure_type
+            if (result.status == _T.FAILURE and kind and retries_left.get(kind, 0) > 0
+                    and self._command_status != _C.CANCELLED and workflow.now() < deadline):
+                retries_left[kind] -= 1
+                attempt += 1
+                continue
+            result = await self._finish(request, result)
+            break
+        await self._report(request, result)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        return result
+
+    async def _follow_command(self, request: TargetRunInput,
+                              deadline: datetime) -> TargetRunResult:
+        """Wait for the command's final status; ask the gateway to cancel it when told to."""
+        cancel_sent = False
+        running_recorded = self._status == _T.RUNNING
+        while True:
+            self._apply_events()
+            status = self._command_status
+            assert status is not None
+            if is_terminal(RunKind.COMMAND, status):
+                return TargetRunResult(
+                    status=target_status_for_command(status),
+                    failure_type="" if status == _C.SUCCESS else _failure_type(status),
+                    command_id=self._command_id, command_status=status)
+            stop = self._stop
+            if stop is not None and stop.only_before_dispatch:
+                # The command is out: an operator's target cancel no longer applies.
+                self._stop = None
+                stop = None
+            if stop is not None and stop.status == _T.TIMEOUT:
+                return await self._time_out(request, stop.reason)
+            if (stop is not None or self._cancel_requested) and not cancel_sent:
+                await self._cancel_at_gateway()
+                cancel_sent = True
+            if self._seen_running and not running_recorded:
+                await record(change(_KIND, request.target_run_id, _T.RUNNING,
+                                    command_status=status, command_meta=self._command_meta))
+                self._status = _T.RUNNING
+                running_recorded = True
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return await self._time_out(
+                    request, f"target run timed out after {request.timeout_seconds} s")
+            try:
+                await workflow.wait_condition(lambda: self._news, timeout=remaining)
+            except TimeoutError:
+                continue  # the deadline check above ends it
+            finally:
+                self._news = False
+
+    def _apply_events(self) -> None:
+        """Move the command status forward with the events received; duplicates and
+        out-of-order events never move it back. Events of an older attempt are dropped."""
+        for event in self._events.pop(self._command_id or "", []):
+            current = self._command_status or _C.SCHEDULED
+            if event.status == current or not can_transition(RunKind.COMMAND, current,
+                                                             event.status):
+                continue
+            if event.status in _RUNNING_COMMAND:
+                self._seen_running = True
+            self._command_status = event.status
+            if event.reason or event.output:
+                self._command_meta = {"reason": event.reason, "output": event.output}
+        self._events.clear()
+        if self._command_status:
+            workflow.set_current_details(
+                f"command `{self._command_id}`: {self._command_status}")
+
+    async def _cancel_at_gateway(self) -> None:
+        assert self._command_id is not None
+        await workflow.execute_activity(
+            activity_names.CANCEL_COMMAND, CancelCommandInput(self._command_id, epoch_now()),
+            start_to_close_timeout=timedelta(seconds=30), retry_policy=_CANCEL_RETRY)
+
+    async def _time_out(self, request: TargetRunInput, reason: str) -> TargetRunResult:
+        """Timed out (its own timer or its stage's): cancel the command, end `timeout`."""
+        try:
+            await self._cancel_at_gateway()
+        except ActivityError:
+            workflow.logger.warning("could not cancel command %s at the gateway",
+                                    self._command_id)
+        self._command_status = _C.TIMEOUT
+        self._timeout_reason = reason
+        return TargetRunResult(status=_T.TIMEOUT, failure_type="TIMED_OUT",
+                               command_id=self._command_id, command_status=_C.TIMEOUT)
+
+    async def _end_before_dispatch(self, request: TargetRunInput,
+                                   stop: TargetStop) -> TargetRunResult:
+        statuses = await record(change(_KIND, request.target_run_id, stop.status, stop.reason))
+        self._status = statuses[0]
+        return TargetRunResult(status=self._status)
+
+    async def _finish(self, request: TargetRunInput, result: TargetRunResult) -> TargetRunResult:
+        """Record the final status (through running, if the device got that far)."""
+        changes = []
+        if self._seen_running and self._status != _T.RUNNING and result.status != _T.TIMEOUT:
+            changes.append(change(_KIND, request.target_run_id, _T.RUNNING))
+        reason = self._command_meta.get("reason", "") if result.status != _T.SUCCESS else ""
+        if result.status == _T.TIMEOUT:
+            reason = self._timeout_reason
+        changes.append(change(_KIND, request.target_run_id, result.status, reason,
+                              command_status=result.command_status or self._command_status,
+                              command_meta=self._command_meta))
+        statuses = await record(*changes)
+        self._status = statuses[-1]
+        return TargetRunResult(status=self._status, failure_type=result.failure_type,
+                               command_id=self._command_id,
+                               command_status=result.command_status or self._command_status)
+
+    async def _report(self, request: TargetRunInput, result: TargetRunResult) -> None:
+        try:
+            await workflow.get_external_workflow_handle(request.stage_workflow_id).signal(
+                names.SIGNAL_TARGET_FINISHED,
+                TargetFinished(request.target_run_id, result.status, result.failure_type),
+            )
+        except FailureError:
+            # The stage run has ended (it stopped waiting for us); the store has our status.
+            workflow.logger.info("stage run %s no longer listening", request.stage_workflow_id)
+
+    @workflow.query(name="target_state")
+    def state(self) -> TargetRunResult:
+        return TargetRunResult(status=self._status, command_id=self._command_id,
+                               command_status=self._command_status)
+
