@@ -2,12 +2,13 @@
 
 It sends the command (an activity, idempotent by command id), follows the command's events
 (signals from the gateway, batched), and ends on the command's final status, a stop from its
-stage run (cancel or timeout), or its own timer. It reports back to its stage run by signal,
-because the stage run may have continued-as-new since it started this target.
+stage run (cancel or timeout), or its backstop timer. It reports back to its stage run by
+signal, because the stage run may have continued-as-new since it started this target.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -43,6 +44,10 @@ _KIND = RunKind.TARGET.value
 _RUNNING_COMMAND = {_C.INITIATED, _C.ACKNOWLEDGED, _C.INPROGRESS}
 # A gateway that cannot be reached to cancel must not hold a timed-out target open for long.
 _CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attempts=5)
+# The stage run, started earlier with the same timeout, stops its targets at its deadline; a
+# target's own timer is only a backstop for a stage run that is gone (terminated by hand), so it
+# fires this much later and never races the stage's stop.
+BACKSTOP_GRACE = timedelta(minutes=10)
 
 
 def _failure_type(command_status: str) -> str:
@@ -62,6 +67,8 @@ class TargetRunWorkflow:
         self._seen_running = False
         self._timeout_reason = ""
         self._news = False  # set by every message, cleared by the loop once it looked
+        self._backstop_fired = False
+        self._backstop_task: asyncio.Task[None] | None = None
 
     # ---- messages ------------------------------------------------------------------------
     @workflow.signal(name=names.SIGNAL_COMMAND_EVENTS)
@@ -102,6 +109,10 @@ class TargetRunWorkflow:
     @workflow.run
     async def run(self, request: TargetRunInput) -> TargetRunResult:
         deadline = workflow.now() + timedelta(seconds=request.timeout_seconds)
+        # One timer for the whole run: a timeout on every wait would add two events per wake.
+        # It is left pending at the end: the server drops a closed workflow's timers, and a
+        # cancel would cost one more event per target.
+        self._backstop_task = asyncio.create_task(self._backstop(deadline + BACKSTOP_GRACE))
         retries_left = dict(request.retries)
         attempt = 0
         result: TargetRunResult
@@ -124,7 +135,7 @@ class TargetRunWorkflow:
             self._command_status = _C.QUEUED
             self._status = dispatch.target_status
             workflow.set_current_details(f"command `{self._command_id}` queued")
-            result = await self._follow_command(request, deadline)
+            result = await self._follow_command(request)
             kind = result.failure_type
             if (result.status == _T.FAILURE and kind and retries_left.get(kind, 0) > 0
                     and self._command_status != _C.CANCELLED and workflow.now() < deadline):
@@ -137,8 +148,11 @@ class TargetRunWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
-    async def _follow_command(self, request: TargetRunInput,
-                              deadline: datetime) -> TargetRunResult:
+    async def _backstop(self, at: datetime) -> None:
+        await workflow.sleep(at - workflow.now())
+        self._backstop_fired = True
+
+    async def _follow_command(self, request: TargetRunInput) -> TargetRunResult:
         """Wait for the command's final status; ask the gateway to cancel it when told to."""
         cancel_sent = False
         running_recorded = self._status == _T.RUNNING
@@ -166,16 +180,12 @@ class TargetRunWorkflow:
                                     command_status=status, command_meta=self._command_meta))
                 self._status = _T.RUNNING
                 running_recorded = True
-            remaining = (deadline - workflow.now()).total_seconds()
-            if remaining <= 0:
+            if self._backstop_fired:
                 return await self._time_out(
-                    request, f"target run timed out after {request.timeout_seconds} s")
-            try:
-                await workflow.wait_condition(lambda: self._news, timeout=remaining)
-            except TimeoutError:
-                continue  # the deadline check above ends it
-            finally:
-                self._news = False
+                    request, f"target run timed out after {request.timeout_seconds} s "
+                    "(its stage run did not stop it)")
+            await workflow.wait_condition(lambda: self._news or self._backstop_fired)
+            self._news = False
 
     def _apply_events(self) -> None:
         """Move the command status forward with the events received; duplicates and

@@ -5,8 +5,11 @@ Offline simulated devices never answer, so only the durable timers can end these
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import timedelta
 
+from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.schemas import DEFAULT_PIPELINE_TIMEOUT_SECONDS
 from store.commands import sim_delivery_count
 from tests.workflows.fleet import (
@@ -21,6 +24,8 @@ from tests.workflows.fleet import (
 )
 from worker import running_worker
 from workflows.launch import start_pipeline_run
+from workflows.messages import TargetRunResult
+from workflows.target_run import BACKSTOP_GRACE
 
 OFFLINE = {"sim_behavior": "offline"}
 WEEK = 7 * 24 * 3600
@@ -99,3 +104,36 @@ async def test_pipeline_timeout_ends_open_targets_timeout_and_cancels_their_comm
     assert canary.status == "timeout"
     assert [t.status for t in target_rows(sqlite_engine, canary.id)] == ["timeout", "timeout"]
     assert {c.status for c in commands_of(sqlite_engine, run.id)} == {"cancelled"}
+
+
+async def test_a_target_whose_stage_run_is_gone_times_out_on_its_own_backstop(
+        time_skipping_env, sqlite_engine, task_queue):
+    """Children are abandoned, so a target outlives a stage run terminated by hand; its own
+    timer (its timeout plus a grace) still ends it `timeout` and cancels its command."""
+    client = time_skipping_env.client
+    enterprise_id, pipeline_id = make_pipeline(
+        sqlite_engine, [StageSpec("canary", devices=[OFFLINE])])
+    async with running_worker(client, sqlite_engine, task_queue=task_queue):
+        run = await start_pipeline_run(client, sqlite_engine, enterprise_id=enterprise_id,
+                                       pipeline_id=pipeline_id, task_queue=task_queue,
+                                       search_attributes=False)
+        await wait_for(lambda: _targets_settled(sqlite_engine, run.id, ["dispatched"]))
+        (stage,) = stage_rows(sqlite_engine, run.id)
+        (target,) = target_rows(sqlite_engine, stage.id)
+        await client.get_workflow_handle(pipeline_run_workflow_id(run.id)).terminate("test")
+        await client.get_workflow_handle(stage_run_workflow_id(stage.id)).terminate("test")
+        handle = client.get_workflow_handle(target_run_workflow_id(target.id),
+                                            result_type=TargetRunResult)
+        described = await handle.describe()
+        started = described.start_time
+        async with time_skipping_env.time_skipping_unlocked():
+            result = await asyncio.wait_for(
+                client.get_workflow_handle(handle.id, run_id=described.run_id,
+                                           result_type=TargetRunResult).result(), 60)
+        ended = (await handle.describe()).close_time
+    assert result.status == "timeout"
+    assert (ended - started) >= timedelta(seconds=WEEK) + BACKSTOP_GRACE
+    (row,) = target_rows(sqlite_engine, stage.id)
+    assert row.status == "timeout" and "did not stop it" in row.status_reason
+    (command,) = commands_of(sqlite_engine, run.id)
+    assert command.status == "cancelled" and command.cancel_requested_at
