@@ -22,6 +22,7 @@ from temporalio.client import Client
 from api.deps import TemporalConnection
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
+from api.key_cache import KeyCache
 from api.middleware import (
     CANONICAL_BASE,
     BodyLimitMiddleware,
@@ -161,6 +162,7 @@ def create_app(
     app.state.settings = settings
     app.state.engine = engine
     app.state.temporal = TemporalConnection(settings, temporal_client)
+    app.state.key_cache = KeyCache()
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
     install_error_handlers(app)

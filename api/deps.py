@@ -17,8 +17,9 @@ from starlette.concurrency import run_in_threadpool
 from temporalio.client import Client
 
 from api.errors import ApiError
+from api.key_cache import KeyCache
 from settings import Settings
-from store.tokens import enterprise_for_key
+from store.tokens import enterprise_for_hash, hash_key
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
@@ -85,6 +86,7 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def get_enterprise(
+    request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
     authorization: Annotated[str | None, Depends(_auth_header)],
 ) -> UUID:
@@ -95,9 +97,14 @@ async def get_enterprise(
     if scheme.lower() not in ("token", "bearer") or not key.strip():
         raise _unauthorized("malformed Authorization header: use `Token <api-key>` or "
                             "`Bearer <api-key>`")
-    enterprise_id = await run_in_threadpool(enterprise_for_key, engine, key.strip())
+    cache: KeyCache = request.app.state.key_cache
+    key_hash = hash_key(key.strip())
+    enterprise_id = cache.get(key_hash)
     if enterprise_id is None:
-        raise _unauthorized("unknown API key")
+        enterprise_id = await run_in_threadpool(enterprise_for_hash, engine, key_hash)
+        if enterprise_id is None:
+            raise _unauthorized("unknown API key")
+        cache.put(key_hash, enterprise_id)
     return enterprise_id
 
 

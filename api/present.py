@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from sqlalchemy import Row
 from sqlmodel import Session
 
 from api import schemas
@@ -121,6 +123,23 @@ def stage_run_operation(row: StageRunOperation) -> dict[str, Any]:
 def target_run(row: TargetRun) -> dict[str, Any]:
     return _dump(schemas.TargetRunPublic.model_validate(row, update={
         "command_meta": row.command_meta or {}}))
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, datetime):  # stored in UTC; written as pydantic writes it
+        return value.isoformat().replace("+00:00", "Z")
+    return value
+
+
+def target_runs(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """A page of target runs from plain rows: the same dicts `target_run` gives, written
+    directly (pydantic validation was a fifth of the operator's poll; a test holds the two
+    equal)."""
+    fields = schemas.TargetRunPublic.model_fields
+    return [{name: _json_value(row._mapping[name]) for name in fields}
+            | {"command_meta": row.command_meta or {}} for row in rows]
 
 
 def command(row: Command, events: Sequence[CommandEvent]) -> dict[str, Any]:

@@ -40,6 +40,10 @@ def create_token(engine: Engine, enterprise_id: UUID, name: str = "") -> str:
 
 def enterprise_for_key(engine: Engine, key: str) -> UUID | None:
     """The enterprise a key belongs to, or None for an unknown key."""
+    return enterprise_for_hash(engine, hash_key(key))
+
+
+def enterprise_for_hash(engine: Engine, key_hash: str) -> UUID | None:
     with session_scope(engine) as session:
-        token = session.exec(select(ApiToken).where(ApiToken.token_hash == hash_key(key))).first()
+        token = session.exec(select(ApiToken).where(ApiToken.token_hash == key_hash)).first()
         return token.enterprise_id if token else None

@@ -70,7 +70,7 @@ def list_target_runs(
         session, enterprise_id, stage_run_id, status=parse_filter(RunKind.TARGET, status),
         stage_run_operation_id=stage_run_operation_id, ordering=ordering,
         limit=paging.limit, offset=paging.offset)
-    return respond_page(request, page.count, [present.target_run(r) for r in page.items], paging)
+    return respond_page(request, page.count, present.target_runs(page.items), paging)
 
 
 @router.post(LIST, name="create_target_runs", summary="Create a Target Runs for Stage Run",

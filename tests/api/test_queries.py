@@ -140,3 +140,22 @@ def test_deleting_a_run_only_when_terminal_and_with_everything_under_it(seeded):
         with pytest.raises(queries.NotFound):
             queries.get_command(session, enterprise_id, seeded_rows.command.id)
         assert queries.get_pipeline_run(session, enterprise_id, waiting.id).status == "waiting"
+
+
+def test_the_target_run_list_presents_exactly_what_a_single_target_run_does(seeded):
+    """The list is written from plain rows for speed; it must match the validated shape."""
+    from api import present
+    from store.runs import TargetRun
+
+    engine, enterprise_id, _, seeded_rows = seeded
+    canary = seeded_rows.stage_runs[0].id
+    with Session(engine) as session:
+        rows = queries.list_target_runs(session, enterprise_id, canary, limit=100,
+                                        offset=0).items
+        fast = present.target_runs(rows)
+        validated = [present.target_run(session.get(TargetRun, row.id)) for row in rows]
+    assert len(fast) == 6
+    assert fast == validated
+    # The page covers the awkward values: a command with meta, and unset ones.
+    assert {"progress": 50} in [item["command_meta"] for item in fast]
+    assert None in [item["command_id"] for item in fast]
