@@ -9,10 +9,15 @@ from uuid import UUID, uuid5
 
 
 def target_run_id(
-    stage_run_id: UUID, device_id: UUID | str, stage_run_operation_id: UUID | str
+    stage_run_id: UUID, device_id: UUID | str, stage_run_operation_id: UUID | str,
+    generation: int = 0,
 ) -> UUID:
-    """Ids given as strings must be in UUID's canonical form: they are formatted into the name."""
-    return uuid5(stage_run_id, f"target:{device_id}:{stage_run_operation_id}")
+    """Ids given as strings must be in UUID's canonical form: they are formatted into the name.
+
+    `generation` counts the times this device x operation was sent again in its stage run
+    (domain.retries): 0 is the first target run, n > 0 the n-th retry row."""
+    name = f"target:{device_id}:{stage_run_operation_id}"
+    return uuid5(stage_run_id, name if generation == 0 else f"{name}:retry:{generation}")
 
 
 def command_id(target_run_id: UUID, attempt: int) -> UUID:

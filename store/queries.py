@@ -542,14 +542,16 @@ def get_pipeline_run(
 def target_run_counts(
     session: Session, stage_run_ids: Sequence[UUID]
 ) -> dict[UUID, dict[str, int]]:
-    """Per-status counts of the target runs of each stage run: one GROUP BY for a whole page."""
+    """Per-status counts of the current target runs of each stage run (superseded ones left
+    out): one GROUP BY for a whole page."""
     zero = {status: 0 for status in STATUSES[RunKind.TARGET]}
     counts = {stage_run_id: dict(zero) for stage_run_id in stage_run_ids}
     if not stage_run_ids:
         return counts
     rows = session.exec(
         select(TargetRun.stage_run_id, TargetRun.status, func.count())
-        .where(col(TargetRun.stage_run_id).in_(list(stage_run_ids)))
+        .where(col(TargetRun.stage_run_id).in_(list(stage_run_ids)),
+               col(TargetRun.superseded_by).is_(None))  # current rows: not sent again
         .group_by(col(TargetRun.stage_run_id), col(TargetRun.status))
     ).all()
     for stage_run_id, status, count in rows:

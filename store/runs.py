@@ -94,14 +94,19 @@ class TargetRun(SQLModel, table=True):
     command_status: str | None = None
     command_meta: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
     attempt: int = 0
+    # Sent again (domain.retries): a retry row points at the row it replaces, which points back.
+    retry_of: UUID | None = None
+    superseded_by: UUID | None = None
+    generation: int = 0  # 0 for the first row of this device x operation, then 1, 2, ...
     created_at: datetime = _stamp()
     started_at: datetime | None = _stamp(optional=True)
     ended_at: datetime | None = _stamp(optional=True)
     updated_at: datetime = _stamp()
     __table_args__ = (
-        Index("ix_target_run_stage_status", "stage_run_id", "status"),
+        # superseded_by too: counts of current rows (superseded_by IS NULL) stay index-only.
+        Index("ix_target_run_stage_status", "stage_run_id", "status", "superseded_by"),
         Index("ix_target_run_stage_seq", "stage_run_id", "operation_order", "device_seq"),
-        UniqueConstraint("stage_run_id", "target_id", "stage_run_operation_id"),
+        UniqueConstraint("stage_run_id", "target_id", "stage_run_operation_id", "generation"),
     )
 
 
