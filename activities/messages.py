@@ -131,3 +131,33 @@ class DispatchResult:
 class CancelCommandInput:
     command_id: str
     at_epoch: float
+
+
+@dataclass
+class RetryTargetInput:
+    stage_run_id: str
+    target_run_id: str
+
+
+@dataclass
+class ResumeTargetsInput:
+    stage_run_id: str
+    target_run_ids: list[str]
+
+
+@dataclass
+class RetriedTargetMsg:
+    """A target run to start for a device x operation sent again (store.run_records)."""
+
+    target_run_id: str
+    device_id: str
+    operation_order: int
+    generation: int
+    retry_of: str | None = None  # the row it replaces; None: the row runs as it is
+    replaced_status: str = ""
+    replaced_command_status: str | None = None
+
+
+@dataclass
+class RetriedTargets:
+    items: list[RetriedTargetMsg] = field(default_factory=list)

@@ -10,3 +10,7 @@ ADD_TARGET_DEVICE = "add_target_device"
 COUNT_TARGETS = "count_targets"
 DISPATCH_COMMAND = "dispatch_command"
 CANCEL_COMMAND = "cancel_command"
+RETRY_TARGET_RUN = "retry_target_run"
+RESUME_TARGET_RUNS = "resume_target_runs"
+# The ApplicationError type of a target run that cannot be sent again (the store's words).
+RETRY_REFUSED = "RetryRefused"

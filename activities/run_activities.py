@@ -29,6 +29,10 @@ from activities.messages import (
     PreparedPipelineRun,
     RecordStatusesInput,
     RecordStatusesResult,
+    ResumeTargetsInput,
+    RetriedTargetMsg,
+    RetriedTargets,
+    RetryTargetInput,
     StagePlanMsg,
     StageRunInfoMsg,
     StageRunRef,
@@ -117,6 +121,24 @@ class RunActivities:
         return TargetCounts(await self._db(run_records.target_counts, self._engine,
                                            UUID(ref.stage_run_id)))
 
+    @activity.defn(name=names.RETRY_TARGET_RUN)
+    async def retry_target_run(self, request: RetryTargetInput) -> RetriedTargetMsg:
+        """Send a finished target run again: its retry row (store.run_records). A refusal is
+        a non-retryable `RetryRefused` error carrying the store's words."""
+        try:
+            retried = await self._db(run_records.retry_target_run, self._engine,
+                                     UUID(request.stage_run_id), UUID(request.target_run_id))
+        except run_records.RetryRefused as refused:
+            raise ApplicationError(str(refused), type=names.RETRY_REFUSED,
+                                   non_retryable=True) from None
+        return RetriedTargetMsg(**vars(retried))
+
+    @activity.defn(name=names.RESUME_TARGET_RUNS)
+    async def resume_target_runs(self, request: ResumeTargetsInput) -> RetriedTargets:
+        resumed = await self._db(run_records.resume_target_runs, self._engine,
+                                 UUID(request.stage_run_id), request.target_run_ids)
+        return RetriedTargets([RetriedTargetMsg(**vars(item)) for item in resumed])
+
     @activity.defn(name=names.DISPATCH_COMMAND)
     async def dispatch_command(self, request: DispatchInput) -> DispatchResult:
         """Create this attempt's command and queue it at the gateway, once.
@@ -151,5 +173,5 @@ class RunActivities:
             self.record_statuses, self.prepare_pipeline_run, self.close_open_stage_runs,
             self.materialize_targets, self.next_target_page, self.close_pending_targets,
             self.add_target_device, self.count_targets, self.dispatch_command,
-            self.cancel_command,
+            self.cancel_command, self.retry_target_run, self.resume_target_runs,
         ]

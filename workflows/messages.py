@@ -82,6 +82,12 @@ class StageCarry:
     stop_reason: str = ""
     abort_reason: str = ""
     cancelled_targets: list[str] = field(default_factory=list)
+    # Target runs sent again (domain.retries): "device_id:op_index" -> the current row's
+    # generation, for those above 0. Lanes ([device_id, op_index]) then carry it third.
+    generations: dict[str, int] = field(default_factory=dict)
+    # [device_id, op_index, target_run_id]: the next operation of a device whose operation,
+    # sent again, succeeded; it gets a retry row if it had ended for that operation's failure.
+    resume: list[list[str]] = field(default_factory=list)
 
 
 @dataclass
@@ -129,6 +135,22 @@ class AddTargetResult:
 class TargetCancelRequest:
     target_run_id: str
     reason: str = ""
+
+
+@dataclass
+class TargetRetryRequest:
+    """POST .../command on a finished target run: send it again, as a retry row."""
+
+    target_run_id: str
+    device_id: str  # the target run's device and operation index, checked against its id
+    operation_index: int
+
+
+@dataclass
+class TargetRetryResult:
+    target_run_id: str  # the new target run
+    retry_of: str
+    waiting: str = ""  # why it does not start at once (paused, rate limit, full window), or ""
 
 
 @dataclass

@@ -12,6 +12,7 @@ QUERY_RUN_STATE = "run_state"  # -> RunState
 # StageRunWorkflow messages
 UPDATE_ADD_TARGET = "add_target"  # AddTargetRequest -> AddTargetResult
 UPDATE_CANCEL_TARGET = "cancel_target"  # TargetCancelRequest -> None
+UPDATE_RETRY_TARGET = "retry_target"  # TargetRetryRequest -> TargetRetryResult
 SIGNAL_TARGET_FINISHED = "target_finished"  # TargetFinished
 SIGNAL_STAGE_CONTROL = "stage_control"  # StageControl (pause, resume, stop)
 QUERY_STAGE_STATE = "stage_state"  # -> StageState

@@ -14,7 +14,7 @@ from datetime import timedelta
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity_names
@@ -23,6 +23,10 @@ with workflow.unsafe.imports_passed_through():
         AddedDevice,
         ClosedCount,
         ClosePendingTargetsInput,
+        ResumeTargetsInput,
+        RetriedTargetMsg,
+        RetriedTargets,
+        RetryTargetInput,
         StagePlanMsg,
         StageRunRef,
         TargetCounts,
@@ -31,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain import rollout
     from domain.ids import target_run_id, target_run_workflow_id
+    from domain.retries import EARLIER_OPERATION_FAILED, failure_kind
     from domain.rollups import stage_outcome
     from domain.schemas import RolloutConfig
     from domain.statuses import RunKind, StageRunStatus, TargetRunStatus
@@ -45,6 +50,8 @@ with workflow.unsafe.imports_passed_through():
         StageState,
         TargetCancelRequest,
         TargetFinished,
+        TargetRetryRequest,
+        TargetRetryResult,
         TargetRunInput,
         TargetStop,
     )
@@ -56,7 +63,6 @@ _KIND = RunKind.STAGE.value
 PAGE_SIZE = 500
 # How long a stopped stage waits for its in-flight targets to confirm their commands' end.
 STOP_GRACE = timedelta(minutes=5)
-EARLIER_OPERATION_FAILED = "an earlier operation on this device did not succeed"
 
 
 @workflow.defn(name=names.STAGE_RUN_WORKFLOW)
@@ -74,6 +80,9 @@ class StageRunWorkflow:
         # continues-as-new or ends.
         self._starting: set[asyncio.Task[None]] = set()
         self._start_failure: BaseException | None = None
+        # "device:op" keys of target runs being sent again (retry_target handlers running).
+        self._retrying: set[str] = set()
+        self._closing = False  # the loop has ended: no more retries
 
     # ---- messages ------------------------------------------------------------------------
     @workflow.signal(name=names.SIGNAL_TARGET_FINISHED)
@@ -91,13 +100,31 @@ class StageRunWorkflow:
         if op_index + 1 >= len(self._c.operation_ids):
             return
         if done.status == _T.SUCCESS:
-            self._c.ready.append([device_id, str(op_index + 1)])
+            if len(lane) > 2:
+                # A retry row succeeded: the next operation may have ended for its failure.
+                self._c.resume.append([device_id, str(op_index + 1),
+                                       self._target_id(device_id, op_index + 1)])
+            else:
+                self._c.ready.append(self._lane(device_id, op_index + 1))
         else:
             # A failed operation fails the device's later operations in this stage run.
             self._c.cancelled_targets.extend(
-                str(target_run_id(self._stage_uuid, device_id, op_id))
-                for op_id in self._c.operation_ids[op_index + 1:]
+                self._target_id(device_id, later)
+                for later in range(op_index + 1, len(self._c.operation_ids))
             )
+
+    def _generation(self, device_id: str, op_index: int) -> int:
+        return self._c.generations.get(f"{device_id}:{op_index}", 0)
+
+    def _target_id(self, device_id: str, op_index: int) -> str:
+        """The current target run of a device x operation (its latest retry row, if any)."""
+        return str(target_run_id(self._stage_uuid, device_id, self._c.operation_ids[op_index],
+                                 self._generation(device_id, op_index)))
+
+    def _lane(self, device_id: str, op_index: int) -> list[str]:
+        generation = self._generation(device_id, op_index)
+        lane = [device_id, str(op_index)]
+        return lane + [str(generation)] if generation else lane
 
     @workflow.signal(name=names.SIGNAL_STAGE_CONTROL)
     def on_control(self, control: StageControl) -> None:
@@ -142,6 +169,94 @@ class StageRunWorkflow:
     def _check_cancel_target(self, request: TargetCancelRequest) -> None:
         self._check_open("cancel a target of")
 
+    @workflow.update(name=names.UPDATE_RETRY_TARGET)
+    async def retry_target(self, request: TargetRetryRequest) -> TargetRetryResult:
+        """Send a finished target run again: the store makes its retry row, which then waits
+        its turn in the window like any target (pause and rate limits hold it too)."""
+        key = f"{request.device_id}:{request.operation_index}"
+        if key in self._retrying:  # two requests validated in one workflow task
+            raise ApplicationError(f"target run {request.target_run_id} is already being sent "
+                                   "again", type="InvalidAction")
+        self._retrying.add(key)
+        try:
+            try:
+                retried = await call(activity_names.RETRY_TARGET_RUN, RetryTargetInput(
+                    self._in.stage_run_id, request.target_run_id), RetriedTargetMsg)
+            except ActivityError as failed:
+                cause = failed.cause
+                if isinstance(cause, ApplicationError):  # refused, or the row is gone
+                    raise ApplicationError(cause.message, type="InvalidAction") from None
+                raise
+            self._take_retry(retried)
+        finally:
+            self._retrying.discard(key)
+        self._news = True
+        return TargetRetryResult(retried.target_run_id, request.target_run_id,
+                                 self._waiting_reason())
+
+    @retry_target.validator
+    def _check_retry_target(self, request: TargetRetryRequest) -> None:
+        c = self._c
+        self._check_open("send a target run of")
+        if c.abort_reason or self._closing:
+            raise ApplicationError(f"cannot send a target run of stage run "
+                                   f"{self._in.stage_run_id} again: it is ending",
+                                   type="InvalidAction")
+        if request.target_run_id in c.in_flight:
+            raise ApplicationError(f"target run {request.target_run_id} is still running in "
+                                   "its stage run", type="InvalidAction")
+        if not 0 <= request.operation_index < len(c.operation_ids):
+            raise ApplicationError(f"stage run {self._in.stage_run_id} has no operation "
+                                   f"{request.operation_index + 1}", type="InvalidAction")
+        current = self._target_id(request.device_id, request.operation_index)
+        if current != request.target_run_id:
+            raise ApplicationError(f"target run {request.target_run_id} is not the current "
+                                   f"target run of its device and operation ({current} is)",
+                                   type="InvalidAction")
+        if any(entry[2] == current for entry in c.resume):
+            raise ApplicationError(f"target run {current} is about to run again by itself",
+                                   type="InvalidAction")
+
+    def _take_retry(self, retried: RetriedTargetMsg) -> None:
+        """Queue a retry row (or a row that runs as it is); the row it replaces no longer
+        counts among the finished ones."""
+        c = self._c
+        op_index = retried.operation_order
+        if retried.retry_of is not None:
+            _take_one(c.counts, retried.replaced_status)
+            _take_one(c.failed_kinds, failure_kind(retried.replaced_status,
+                                                   retried.replaced_command_status))
+            c.generations[f"{retried.device_id}:{op_index}"] = retried.generation
+        lane = self._lane(retried.device_id, op_index)
+        if retried.target_run_id not in c.in_flight and lane not in c.ready:
+            c.ready.append(lane)
+
+    def _waiting_reason(self) -> str:
+        """Why a target queued now would not start at once, or "" (a forecast for the API)."""
+        c = self._c
+        if c.paused:
+            return "the stage run is paused"
+        if len(c.in_flight) + len(c.ready) > self._in.window:
+            return "the stage run's window is full"
+        allowance, _ = rollout.dispatch_allowance(
+            self._rollout, c.dispatch_times, epoch_now(), c.dispatched, c.counts.get(_T.SUCCESS, 0))
+        if allowance is not None and allowance < len(c.ready):
+            return "the rollout's rate limit holds it back"
+        return ""
+
+    async def _resume_after_retries(self) -> None:
+        """The next operations of devices whose operation, sent again, succeeded: a retry row
+        for each that had ended for that operation's failure, then into the window."""
+        c = self._c
+        if not c.resume or c.stop_status or c.abort_reason:
+            return
+        entries = list(c.resume)
+        resumed = await call(activity_names.RESUME_TARGET_RUNS, ResumeTargetsInput(
+            self._in.stage_run_id, [entry[2] for entry in entries]), RetriedTargets)
+        c.resume = c.resume[len(entries):]  # entries added during the call stay
+        for item in resumed.items:
+            self._take_retry(item)
+
     def _check_open(self, action: str) -> None:
         # Running, not processing: targets can be added once the stage made its own.
         if self._status != _S.RUNNING or self._c.stop_status:
@@ -172,8 +287,10 @@ class StageRunWorkflow:
             if self._start_failure is not None:
                 raise self._start_failure
             await self._flush_cancelled_targets()
+            await self._resume_after_retries()
             self._check_abort()
             if c.stop_status or c.abort_reason or self._finished():
+                self._closing = True
                 break
             if self._history_full():
                 await self._drain_starts()
@@ -209,7 +326,8 @@ class StageRunWorkflow:
     def _finished(self) -> bool:
         c = self._c
         return (self._exhausted and not c.page and not c.ready and not c.in_flight
-                and not c.cancelled_targets and c.cursor + 1 >= c.device_count)
+                and not c.cancelled_targets and c.cursor + 1 >= c.device_count
+                and not c.resume and not self._retrying)
 
     def _history_full(self) -> bool:
         info = workflow.info()
@@ -244,11 +362,11 @@ class StageRunWorkflow:
         room = self._in.window - len(c.in_flight)
         if allowance is not None:
             room = min(room, allowance)
-        lanes: list[tuple[str, int]] = []
+        lanes: list[tuple[str, int, int]] = []
         while len(lanes) < room:
             if c.ready:
-                device_id, op = c.ready.pop(0)
-                lanes.append((device_id, int(op)))
+                lane = c.ready.pop(0)
+                lanes.append((lane[0], int(lane[1]), int(lane[2]) if len(lane) > 2 else 0))
                 continue
             if not c.page and not self._exhausted:
                 page = await call(activity_names.NEXT_TARGET_PAGE, TargetPageInput(
@@ -259,9 +377,9 @@ class StageRunWorkflow:
                 break
             seq, device_id = c.page.pop(0)
             c.cursor = int(seq)
-            lanes.append((device_id, 0))
-        for device_id, op_index in lanes:
-            task = asyncio.create_task(self._start_target(device_id, op_index))
+            lanes.append((device_id, 0, 0))
+        for device_id, op_index, generation in lanes:
+            task = asyncio.create_task(self._start_target(device_id, op_index, generation))
             self._starting.add(task)
             task.add_done_callback(self._start_done)
         c.dispatched += len(lanes)
@@ -280,10 +398,12 @@ class StageRunWorkflow:
         if self._start_failure is not None:
             raise self._start_failure
 
-    async def _start_target(self, device_id: str, op_index: int) -> None:
+    async def _start_target(self, device_id: str, op_index: int, generation: int = 0) -> None:
         c = self._c
-        target_id = str(target_run_id(self._stage_uuid, device_id, c.operation_ids[op_index]))
-        c.in_flight[target_id] = [device_id, str(op_index)]
+        target_id = str(target_run_id(self._stage_uuid, device_id, c.operation_ids[op_index],
+                                      generation))
+        c.in_flight[target_id] = [device_id, str(op_index)] + (
+            [str(generation)] if generation else [])
         try:
             await workflow.start_child_workflow(
                 names.TARGET_RUN_WORKFLOW,
@@ -296,7 +416,8 @@ class StageRunWorkflow:
                 ),
                 id=target_run_workflow_id(target_id),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"device {device_id}, operation {op_index + 1}",
+                static_summary=f"device {device_id}, operation {op_index + 1}"
+                + (f" (sent again: retry {generation})" if generation else ""),
             )
         except WorkflowAlreadyStartedError:
             pass  # still running from before a continue-as-new: it will report to us
@@ -352,6 +473,8 @@ class StageRunWorkflow:
     async def _end(self) -> StageRunResult:
         c = self._c
         run_id = self._in.stage_run_id
+        if self._retrying:  # a retry row being made is stopped with the rest
+            await workflow.wait_condition(lambda: not self._retrying)
         if c.stop_status:
             await self._stop_targets(c.stop_status, c.stop_reason)
             final, reason = c.stop_status, c.stop_reason
@@ -370,6 +493,14 @@ class StageRunWorkflow:
         workflow.set_current_details(f"ended **{self._status}** {reason}")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return StageRunResult(status=self._status, reason=reason, counts=dict(c.counts))
+
+
+def _take_one(counts: dict[str, int], key: str) -> None:
+    left = counts.get(key, 0) - 1
+    if left > 0:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
 
 
 def _failure_reason(counts: dict[str, int]) -> str:
