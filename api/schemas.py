@@ -177,6 +177,11 @@ class TargetRunPublic(_Public):
     command_status: str | None
     command_meta: dict[str, Any]
     attempt: int
+    retry_of: UUID | None = Field(
+        default=None, description="The target run this one sends again (POST .../command).")
+    superseded_by: UUID | None = Field(
+        default=None, description="The target run that sends this one again; a superseded "
+        "target run keeps its status but no longer counts in its stage run.")
     created_at: datetime
     started_at: datetime | None
     ended_at: datetime | None

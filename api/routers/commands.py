@@ -33,12 +33,19 @@ from api.schemas import (
     DeviceEventResult,
 )
 from devices.events import CommandEventRelay
-from domain.ids import target_run_workflow_id
-from domain.statuses import RunKind, is_terminal
-from store import queries
+from domain.ids import stage_run_workflow_id, target_run_workflow_id
+from domain.ids import target_run_id as target_run_id_of
+from domain.statuses import RunKind, StageRunStatus, is_terminal
+from store import queries, run_records
 from store.commands import UnknownCommand
-from workflows.messages import CommandCancelRequest, CommandEvent
-from workflows.names import UPDATE_CANCEL_COMMAND
+from store.runs import TargetRun
+from workflows.messages import (
+    CommandCancelRequest,
+    CommandEvent,
+    TargetRetryRequest,
+    TargetRetryResult,
+)
+from workflows.names import UPDATE_CANCEL_COMMAND, UPDATE_RETRY_TARGET
 
 router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
 COMMAND = "/stageruns/{stage_run_id}/targetruns/{target_run_id}/command"
@@ -72,30 +79,79 @@ async def create_target_run_command(
     target_run_id: UUID,
     engine: EngineDep,
     enterprise_id: EnterpriseDep,
+    temporal: TemporalDep,
     body: CommandRequest | None = None,
 ) -> JSONResponse:
-    """Sends the stage's operation again to a target run that has no active command, while its
-    stage run is open. The body (AndroidCommandRequest) is accepted and not used: a target run
-    always sends its stage's operation."""
+    """Sends the stage's operation again to a finished target run, while its stage run is
+    running, as a **new target run** (a retry) for the same device and operation: a terminal
+    status never changes, so the old target run keeps its status and its command history and
+    gets `superseded_by` (the new id); the new one has `retry_of` (the old id). Stage-run counts
+    and the stage's outcome count only current target runs; the target-run list shows both.
 
-    def check(session: Session) -> tuple[str, str | None, str | None, str]:
+    Only a current target run that ended `failure`, `timeout` or `cancelled` can be sent again,
+    once every earlier operation on its device succeeded. A later operation that ended because
+    an earlier one failed is not sent by hand: it runs again by itself (as a retry of it) when
+    the earlier one, sent again, succeeds.
+
+    The answer is the new target run's command (`target_run_id` is the new target run) once it
+    exists. The new target run waits its turn in the stage's window like any target: while it
+    waits (the run is paused, a rate limit, a full window) the answer is 200 with the new target
+    run itself and a message saying it is queued. The body (AndroidCommandRequest) is accepted
+    and not used: a target run always sends its stage's operation."""
+    deadline = answer_deadline()
+
+    def check(session: Session) -> tuple[TargetRun, str]:
         target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
         stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
-        return (target_run.status, target_run.command_status,
-                str(target_run.command_id) if target_run.command_id else None, stage_run.status)
+        status, command_status = target_run.status, target_run.command_status
+        if target_run.command_id and command_status and not is_terminal(RunKind.COMMAND,
+                                                                         command_status):
+            raise ApiError(400, f"command: target run {target_run_id} already has an active "
+                           f"command {target_run.command_id} ({command_status})", field="command")
+        if not is_terminal(RunKind.TARGET, status):
+            raise ApiError(400, f"command: target run {target_run_id} is {status}: its command "
+                           "is being created by the run itself", field="command")
+        refusal = run_records.retry_refusal(session, target_run)
+        if refusal is not None:
+            raise ApiError(400, f"command: {refusal}", field="command", allowed=refusal.allowed)
+        return target_run, stage_run.status
 
-    status, command_status, command_id, stage_status = await in_session(engine, check)
-    if command_id and command_status and not is_terminal(RunKind.COMMAND, command_status):
-        raise ApiError(400, f"target run {target_run_id} already has an active command "
-                       f"{command_id} ({command_status})", field="command")
-    if not is_terminal(RunKind.TARGET, status):
-        raise ApiError(400, f"target run {target_run_id} is {status}: its command is being "
-                       "created by the run itself", field="command")
-    if is_terminal(RunKind.STAGE, stage_status):
-        raise refused(stage_status, "stage run", "send a new command")
-    # The stage-run workflow has no message yet to re-open a finished target run.
-    raise ApiError(501, "sending a new command to a finished target run is not supported yet",
-                   field="command")
+    old, stage_status = await in_session(engine, check)
+    verb = "send a target run of it again"
+    if stage_status != StageRunStatus.RUNNING:
+        raise refused(stage_status, "stage run", verb)
+    sent = await send_update(
+        temporal, stage_run_workflow_id(stage_run_id), UPDATE_RETRY_TARGET,
+        TargetRetryRequest(target_run_id=str(target_run_id), device_id=str(old.target_id),
+                           operation_index=old.operation_order),
+        result_type=TargetRetryResult, deadline=deadline,
+        closed=lambda: refused(stage_status, "stage run", verb), field="command")
+    # The retry row's id is derived, so it is known even before the run answers.
+    new_id = target_run_id_of(stage_run_id, old.target_id, old.stage_run_operation_id,
+                              old.generation + 1)
+
+    def new_state(session: Session) -> tuple[TargetRun | None, dict | None]:
+        rows = queries.get_target_runs(session, [new_id])
+        if not rows or rows[0].command_id is None:
+            return (rows[0] if rows else None), None
+        command = queries.get_command(session, enterprise_id, rows[0].command_id)
+        return rows[0], present.command(command, queries.command_events(session, command.id))
+
+    read = reader(engine, new_state)
+    waiting = sent.result.waiting if sent.result is not None else ""
+    state = await settle(read, lambda st: not sent.answered or bool(waiting)
+                         or st[1] is not None, deadline)
+    row, command = state
+    if not sent.answered:
+        return action_response(present.target_run(row if row is not None else old), sent)
+    if command is not None:
+        return respond(command, 200, f"Sent again as target run {new_id}")
+    assert row is not None  # the run answered: the row exists
+    why = f" ({waiting})" if waiting else ""
+    return respond(present.target_run(row), 200,
+                   f"Queued: target run {new_id} replaces {target_run_id} and sends the "
+                   f"command when its turn in the stage's window comes{why}; read "
+                   f".../targetruns/{new_id}/command then")
 
 
 @router.put(COMMAND + "/{command_id}", name="update_target_run_command",
