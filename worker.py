@@ -24,6 +24,7 @@ from devices.gateway import DeviceGateway
 from devices.simulated import SimulatedFleet
 from settings import Settings, get_settings
 from store.engine import create_schema, make_engine
+from workflows import names
 from workflows.pipeline_run import PipelineRunWorkflow
 from workflows.stage_run import StageRunWorkflow
 from workflows.target_run import TargetRunWorkflow
@@ -31,13 +32,16 @@ from workflows.target_run import TargetRunWorkflow
 log = logging.getLogger("fleetpipe.worker")
 
 WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow, TargetRunWorkflow]
+RUN_WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow]  # on the task queue itself
+TARGET_WORKFLOWS = [TargetRunWorkflow]  # on names.targets_task_queue(task_queue)
 # In-flight activities get this long to finish when the worker is asked to stop.
 _GRACE = timedelta(seconds=10)
 
 
 @dataclass
 class RunningWorker:
-    worker: Worker
+    runs: Worker  # pipeline and stage runs
+    targets: Worker  # target runs
     gateway: DeviceGateway
     relay: CommandEventRelay
 
@@ -51,7 +55,9 @@ async def running_worker(
     gateway: DeviceGateway | None = None,
     seed: int = 0,
 ) -> AsyncIterator[RunningWorker]:
-    """A worker polling `task_queue`, with the simulated fleet unless a gateway is given.
+    """Workers polling `task_queue` (pipeline and stage runs) and its targets queue (target
+    runs), with the simulated fleet unless a gateway is given. Both serve every activity: an
+    activity runs on the task queue of the workflow that schedules it.
 
     On entry the gateway resumes commands an earlier process left open and the relay resends
     signals it still owed, so a restarted worker picks up exactly where the last one stopped.
@@ -59,10 +65,19 @@ async def running_worker(
     relay = CommandEventRelay(engine, client)
     fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
     activities = RunActivities(engine, fleet)
-    worker = Worker(
+    runs = Worker(
         client,
         task_queue=task_queue,
-        workflows=WORKFLOWS,
+        workflows=RUN_WORKFLOWS,
+        activities=activities.all(),
+        max_concurrent_activities=50,
+        max_concurrent_workflow_tasks=20,
+        graceful_shutdown_timeout=_GRACE,
+    )
+    targets = Worker(
+        client,
+        task_queue=names.targets_task_queue(task_queue),
+        workflows=TARGET_WORKFLOWS,
         activities=activities.all(),
         max_concurrent_activities=200,
         max_concurrent_local_activities=200,
@@ -71,11 +86,11 @@ async def running_worker(
     )
     start = getattr(fleet, "start", None)
     try:
-        async with worker:
+        async with runs, targets:
             if start is not None:
                 await start()
             await relay.resend_pending()
-            yield RunningWorker(worker, fleet, relay)
+            yield RunningWorker(runs, targets, fleet, relay)
     finally:
         stop = getattr(fleet, "stop", None)
         if stop is not None:

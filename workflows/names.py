@@ -4,6 +4,13 @@ PIPELINE_RUN_WORKFLOW = "PipelineRunWorkflow"
 STAGE_RUN_WORKFLOW = "StageRunWorkflow"
 TARGET_RUN_WORKFLOW = "TargetRunWorkflow"
 
+
+def targets_task_queue(task_queue: str) -> str:
+    """Target runs poll a task queue of their own beside the runs' one: a stage's workflow
+    tasks must not wait in line behind its thousands of targets' (docs/decisions.md)."""
+    return f"{task_queue}-targets"
+
+
 # PipelineRunWorkflow messages
 UPDATE_SET_RUN_STATUS = "set_run_status"  # RunStatusRequest -> RunState
 UPDATE_SET_STAGE_STATUS = "set_stage_status"  # StageStatusRequest -> RunState

@@ -415,6 +415,7 @@ class StageRunWorkflow:
                     retries=rollout.retries_allowed(self._rollout),
                 ),
                 id=target_run_workflow_id(target_id),
+                task_queue=names.targets_task_queue(workflow.info().task_queue),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"device {device_id}, operation {op_index + 1}"
                 + (f" (sent again: retry {generation})" if generation else ""),

@@ -65,7 +65,9 @@ async def _make_runs(client, engine, task_queue) -> int:
 
 
 async def _fetch_histories(client, task_queue: str, expected: int) -> list[WorkflowHistory]:
-    query = f'TaskQueue = "{task_queue}" AND ExecutionStatus != "Running"'
+    targets = names.targets_task_queue(task_queue)
+    query = (f'(TaskQueue = "{task_queue}" OR TaskQueue = "{targets}") '
+             'AND ExecutionStatus != "Running"')
     for _ in range(100):  # visibility is eventually consistent
         found = [w async for w in client.list_workflows(query)]
         if len(found) >= expected:
