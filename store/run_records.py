@@ -445,16 +445,18 @@ def add_target_device(
 def next_target_page(
     engine: Engine, stage_run_id: UUID, after_seq: int, limit: int
 ) -> list[tuple[int, str]]:
-    """The next devices to start, by position: [(device_seq, device_id)] whose first operation
-    is still pending (one an operator cancelled before it started is skipped)."""
+    """The next devices to start, by position: [(device_seq, device_id)]. A device whose first
+    operation an operator cancelled while pending is still returned: its target run ends at
+    once, reporting so, and the stage then closes the device's later operations (they would
+    otherwise stay pending). Retried rows are the stage's own business."""
     with session_scope(engine) as session:
         rows = session.exec(
             select(TargetRun.device_seq, TargetRun.target_id).where(
                 TargetRun.stage_run_id == stage_run_id,
                 TargetRun.operation_order == 0,
                 TargetRun.device_seq > after_seq,
-                TargetRun.status == TargetRunStatus.PENDING,
                 TargetRun.generation == 0,  # retry rows are queued by the stage run itself
+                col(TargetRun.superseded_by).is_(None),
             ).order_by(col(TargetRun.device_seq)).limit(limit)
         ).all()
         return [(seq, str(device_id)) for seq, device_id in rows]

@@ -169,6 +169,9 @@ class TargetFinished:
     target_run_id: str
     status: str
     failure_type: str = ""  # FAILED or TIMED_OUT when not a success
+    # Its row had ended before it started (an operator cancelled it while pending): whoever
+    # ended it counted it, so the stage only carries on with the device's later operations.
+    closed_before_start: bool = False
 
 
 # ---- TargetRunWorkflow ---------------------------------------------------------------------

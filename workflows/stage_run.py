@@ -92,7 +92,8 @@ class StageRunWorkflow:
             return  # a duplicate report
         self._news = True
         counts = self._c.counts
-        counts[done.status] = counts.get(done.status, 0) + 1
+        if not done.closed_before_start:  # else already counted by what ended it
+            counts[done.status] = counts.get(done.status, 0) + 1
         if done.status != _T.SUCCESS and done.failure_type:
             self._c.failed_kinds[done.failure_type] = (
                 self._c.failed_kinds.get(done.failure_type, 0) + 1)

@@ -120,6 +120,7 @@ class TargetRunWorkflow:
         retries_left = dict(request.retries)
         attempt = 0
         result: TargetRunResult
+        closed_before_start = False
         while True:
             if self._stop is not None and not self._stop.only_before_dispatch:
                 result = await self._end_before_dispatch(request, self._stop)
@@ -134,6 +135,7 @@ class TargetRunWorkflow:
                 # Ended before it started (an operator cancelled it while pending).
                 self._status = dispatch.target_status
                 result = TargetRunResult(status=self._status)
+                closed_before_start = True
                 break
             self._command_id = dispatch.command_id
             self._command_status = _C.QUEUED
@@ -148,7 +150,7 @@ class TargetRunWorkflow:
                 continue
             result = await self._finish(request, result)
             break
-        await self._report(request, result)
+        await self._report(request, result, closed_before_start)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
@@ -250,11 +252,13 @@ class TargetRunWorkflow:
                                command_id=self._command_id,
                                command_status=result.command_status or self._command_status)
 
-    async def _report(self, request: TargetRunInput, result: TargetRunResult) -> None:
+    async def _report(self, request: TargetRunInput, result: TargetRunResult,
+                      closed_before_start: bool) -> None:
         try:
             await workflow.get_external_workflow_handle(request.stage_workflow_id).signal(
                 names.SIGNAL_TARGET_FINISHED,
-                TargetFinished(request.target_run_id, result.status, result.failure_type),
+                TargetFinished(request.target_run_id, result.status, result.failure_type,
+                               closed_before_start),
             )
         except FailureError:
             # The stage run has ended (it stopped waiting for us); the store has our status.

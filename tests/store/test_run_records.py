@@ -493,16 +493,20 @@ def test_next_target_page_pages_by_device_seq(engine):
     assert rr.next_target_page(engine, stage_run_id, 4, 10) == []
 
 
-def test_next_target_page_skips_devices_no_longer_pending(engine):
+def test_next_target_page_keeps_cancelled_devices_and_leaves_out_superseded_ones(engine):
+    """A device cancelled before it started is still paged (the stage must close its later
+    operations); one sent again after that is the stage's own to start."""
     _, stage_run_id, devices = started_stage(engine, devices=5)
     rr.materialize_targets(engine, stage_run_id)
     rows = targets(engine, stage_run_id)
-    rr.close_pending_targets(engine, stage_run_id, "cancelled", "operator", at(1),
-                             target_run_ids=[str(rows[1].id)])
-    move(engine, RunKind.TARGET, rows[3].id, "queued", at(1))
+    for row in (rows[1], rows[3]):
+        rr.close_pending_targets(engine, stage_run_id, "cancelled", "operator", at(1),
+                                 target_run_ids=[str(row.id)])
+    rr.retry_target_run(engine, stage_run_id, rows[3].id)
     page = rr.next_target_page(engine, stage_run_id, -1, 10)
-    assert page == [(0, str(devices[0])), (2, str(devices[2])), (4, str(devices[4]))]
-    assert rr.next_target_page(engine, stage_run_id, 0, 1) == [(2, str(devices[2]))]
+    assert page == [(0, str(devices[0])), (1, str(devices[1])), (2, str(devices[2])),
+                    (4, str(devices[4]))]
+    assert rr.next_target_page(engine, stage_run_id, 1, 1) == [(2, str(devices[2]))]
 
 
 # ---- close_pending_targets ---------------------------------------------------------------------

@@ -10,6 +10,8 @@ from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id
 from store.definitions import Device
 from store.engine import session_scope
 from tests.workflows.fleet import (
+    INSTALL,
+    REBOOT,
     StageSpec,
     commands_of,
     make_pipeline,
@@ -27,6 +29,7 @@ from workflows.messages import (
     AddTargetResult,
     RunState,
     RunStatusRequest,
+    StageRunResult,
     TargetCancelRequest,
 )
 
@@ -122,6 +125,36 @@ async def test_cancel_a_pending_target_and_add_a_device_to_an_open_stage(
     assert by_name == {"fleet-dev-0": "success", "fleet-dev-1": "success",
                        "fleet-dev-2": "cancelled", "spare-dev-0": "success"}
     assert result.status == "failure"  # a cancelled target is not a success
+
+
+async def test_targets_cancelled_before_they_start_count_once_and_strand_nothing(
+        temporal_client, sqlite_engine, task_queue):
+    """Window 1, three devices x (install, reboot). Cancelled while pending: device 0's
+    reboot (queued behind its running install) and device 2's install (not reached yet)."""
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        run = await _start(temporal_client, sqlite_engine, task_queue,
+                           [StageSpec("fleet", devices=[SLOW] * 3,
+                                      operations=[INSTALL, REBOOT])], window=1)
+        await wait_for(lambda: _first_stage_running(sqlite_engine, run.id))
+        stage = stage_rows(sqlite_engine, run.id)[0]
+        rows = {(t.device_name, t.operation_order): t for t in target_rows(sqlite_engine,
+                                                                            stage.id)}
+        handle = temporal_client.get_workflow_handle(stage_run_workflow_id(stage.id),
+                                                     result_type=StageRunResult)
+        for key in (("fleet-dev-0", 1), ("fleet-dev-2", 0)):
+            await handle.execute_update(names.UPDATE_CANCEL_TARGET,
+                                        TargetCancelRequest(str(rows[key].id)))
+        stage_result = await asyncio.wait_for(handle.result(), 60)
+        await result_of(temporal_client, run.id)
+    statuses = {(t.device_name, t.operation_order): t.status
+                for t in target_rows(sqlite_engine, stage.id)}
+    assert statuses == {
+        ("fleet-dev-0", 0): "success", ("fleet-dev-0", 1): "cancelled",
+        ("fleet-dev-1", 0): "success", ("fleet-dev-1", 1): "success",
+        ("fleet-dev-2", 0): "cancelled", ("fleet-dev-2", 1): "failure",  # not left pending
+    }
+    # The workflow's own counts (abort criteria, the result) agree with the rows.
+    assert stage_result.counts == {"success": 3, "cancelled": 2, "failure": 1}
 
 
 async def test_a_stage_continues_as_new_without_losing_a_target(
