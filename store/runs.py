@@ -103,8 +103,11 @@ class TargetRun(SQLModel, table=True):
     ended_at: datetime | None = _stamp(optional=True)
     updated_at: datetime = _stamp()
     __table_args__ = (
-        # superseded_by too: counts of current rows (superseded_by IS NULL) stay index-only.
-        Index("ix_target_run_stage_status", "stage_run_id", "status", "superseded_by"),
+        # A status filter then the list's default order (the operator's poll of running
+        # targets reads only the matching rows, not the whole stage), and superseded_by last
+        # so counts of current rows (superseded_by IS NULL) stay index-only.
+        Index("ix_target_run_stage_status", "stage_run_id", "status", "operation_order",
+              "device_seq", "superseded_by"),
         Index("ix_target_run_stage_seq", "stage_run_id", "operation_order", "device_seq"),
         UniqueConstraint("stage_run_id", "target_id", "stage_run_operation_id", "generation"),
     )
