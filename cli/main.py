@@ -11,7 +11,7 @@ import typer
 from cli import dev_stack
 from cli.dev import run_dev
 from settings import get_settings
-from store.engine import create_schema, make_engine
+from store.engine import SchemaOutOfDate, create_schema, make_engine
 from store.tokens import create_token, ensure_enterprise
 
 app = typer.Typer(help="fleetpipe: durable pipeline runs over device fleets.", no_args_is_help=True)
@@ -41,6 +41,8 @@ def tokens_create(
     try:
         create_schema(engine)
         key = create_token(engine, ensure_enterprise(engine, enterprise).id, name=name)
+    except SchemaOutOfDate as exc:
+        raise _refused(exc) from None
     finally:
         engine.dispose()
     typer.echo(key)
@@ -52,9 +54,16 @@ def db_init() -> None:
     engine = make_engine(get_settings().resolved_database_url())
     try:
         create_schema(engine)
+    except SchemaOutOfDate as exc:
+        raise _refused(exc) from None
     finally:
         engine.dispose()
     typer.echo("store schema ready", err=True)
+
+
+def _refused(exc: Exception) -> typer.Exit:
+    typer.secho(f"fleetpipe: {exc}", fg=typer.colors.RED, err=True)
+    return typer.Exit(1)
 
 
 @app.command()

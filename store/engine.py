@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, create_engine
 
@@ -41,8 +41,27 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+class SchemaOutOfDate(RuntimeError):
+    """The database has our tables in an older shape (there are no migrations yet)."""
+
+
 def create_schema(engine: Engine) -> None:
+    """Create missing tables, then refuse a database whose tables lack columns: `create_all`
+    never alters a table, and a worker on an old table fails later, deep in a run."""
     SQLModel.metadata.create_all(engine)
+    inspector = inspect(engine)
+    missing = {
+        table.name: sorted(set(table.columns.keys())
+                           - {column["name"] for column in inspector.get_columns(table.name)})
+        for table in SQLModel.metadata.sorted_tables
+    }
+    missing = {name: columns for name, columns in missing.items() if columns}
+    if missing:
+        listed = "; ".join(f"{name} lacks {', '.join(cols)}" for name, cols in missing.items())
+        raise SchemaOutOfDate(
+            f"the database at {engine.url.render_as_string(hide_password=True)} was made by an "
+            f"older fleetpipe ({listed}). There are no migrations yet: move that database "
+            "away (for `fleetpipe dev`, the .fleetpipe/ directory) and start again.")
 
 
 @contextmanager
