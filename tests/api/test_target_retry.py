@@ -41,15 +41,22 @@ async def _target_of(api: Api, base: str, device_id: str, *statuses: str) -> dic
     return next(t for t in page["results"] if t["target_id"] == device_id)
 
 
-async def test_a_failed_target_run_sent_again_succeeds_and_so_does_its_stage(live: Api):  # noqa: F811
-    api = live
+async def _failed_then_fixed(api: Api) -> tuple[str, str, str, str, dict[str, Any]]:
+    """A device whose target run failed, then fixed, beside a slow one that keeps the stage
+    open: (device id, pipeline run path, stage run id, target runs path, the failed run)."""
     flaky = await _device(api, "flaky", sim_behavior="fail")
     slow = await _device(api, "slow", sim_latency_ms=SLOW_MS)
     run_path, stage_run_id, base = await _running_stage(api, [flaky, slow])
     failed = await _target_of(api, base, flaky, "failure")
-    assert failed["retry_of"] is None and failed["superseded_by"] is None
-    # the device is fixed: the simulated gateway reads its attributes at dispatch
+    # the simulated gateway reads a device's attributes at dispatch
     await api.ok("PUT", f"/devices/{flaky}", {"attributes": {}})
+    return flaky, run_path, stage_run_id, base, failed
+
+
+async def test_a_failed_target_run_sent_again_succeeds_and_so_does_its_stage(live: Api):  # noqa: F811
+    api = live
+    flaky, run_path, stage_run_id, base, failed = await _failed_then_fixed(api)
+    assert failed["retry_of"] is None and failed["superseded_by"] is None
 
     response = await api.post(f"{base}/{failed['id']}/command", {})
     body = response.json()
@@ -93,11 +100,7 @@ async def test_a_failed_target_run_sent_again_succeeds_and_so_does_its_stage(liv
 
 async def test_sent_again_while_the_run_is_paused_is_queued_until_it_resumes(live: Api):  # noqa: F811
     api = live
-    flaky = await _device(api, "flaky", sim_behavior="fail")
-    slow = await _device(api, "slow", sim_latency_ms=SLOW_MS)
-    run_path, _, base = await _running_stage(api, [flaky, slow])
-    failed = await _target_of(api, base, flaky, "failure")
-    await api.ok("PUT", f"/devices/{flaky}", {"attributes": {}})
+    _, run_path, _, base, failed = await _failed_then_fixed(api)
     assert (await api.ok("PUT", run_path, {"status": "waiting"}))["status"] == "waiting"
 
     response = await api.post(f"{base}/{failed['id']}/command", {})
