@@ -31,9 +31,9 @@ from workflows.target_run import TargetRunWorkflow
 
 log = logging.getLogger("fleetpipe.worker")
 
-WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow, TargetRunWorkflow]
 RUN_WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow]  # on the task queue itself
 TARGET_WORKFLOWS = [TargetRunWorkflow]  # on names.targets_task_queue(task_queue)
+WORKFLOWS = RUN_WORKFLOWS + TARGET_WORKFLOWS
 # In-flight activities get this long to finish when the worker is asked to stop.
 _GRACE = timedelta(seconds=10)
 

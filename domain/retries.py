@@ -8,6 +8,7 @@ count only current rows (not superseded).
 
 from __future__ import annotations
 
+from domain.rollout import failure_type_of
 from domain.statuses import CommandStatus, TargetRunStatus
 
 _T = TargetRunStatus
@@ -28,8 +29,6 @@ def failure_kind(status: str, command_status: str | None) -> str:
     run that ended without its command ending: cancelled before dispatch, or never started)."""
     if status not in (_T.FAILURE, _T.TIMEOUT):
         return ""
-    if command_status == _C.TIMEOUT:
-        return "TIMED_OUT"
-    if command_status in (_C.FAILURE, _C.CANCELLED):
-        return "FAILED"
+    if command_status in (_C.TIMEOUT, _C.FAILURE, _C.CANCELLED):
+        return failure_type_of(command_status)
     return ""

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 
 from domain.rollups import reaches_percentage
 from domain.schemas import FailureType, RolloutConfig
+from domain.statuses import CommandStatus
 
 WINDOW_SECONDS = 60.0
 
@@ -87,3 +88,10 @@ def retries_allowed(config: RolloutConfig) -> dict[str, int]:
         for kind in kinds:
             allowed[kind] = max(allowed[kind], criterion.number_of_retries)
     return allowed
+
+
+def failure_type_of(command_status: str) -> str:
+    """The failure type (abort criteria, retries) of a command that ended without success."""
+    if command_status == CommandStatus.TIMEOUT:
+        return FailureType.TIMED_OUT.value
+    return FailureType.FAILED.value

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity_names
     from activities.messages import CancelCommandInput, DispatchInput, DispatchResult
+    from domain.rollout import failure_type_of
     from domain.rollups import target_status_for_command
     from domain.statuses import (
         CommandStatus,
@@ -48,10 +49,6 @@ _CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attem
 # target's own timer is only a backstop for a stage run that is gone (terminated by hand), so it
 # fires this much later and never races the stage's stop.
 BACKSTOP_GRACE = timedelta(minutes=10)
-
-
-def _failure_type(command_status: str) -> str:
-    return "TIMED_OUT" if command_status == _C.TIMEOUT else "FAILED"
 
 
 # Unsandboxed: the sandbox re-imports this module for every run, and there is one run per
@@ -169,7 +166,7 @@ class TargetRunWorkflow:
             if is_terminal(RunKind.COMMAND, status):
                 return TargetRunResult(
                     status=target_status_for_command(status),
-                    failure_type="" if status == _C.SUCCESS else _failure_type(status),
+                    failure_type="" if status == _C.SUCCESS else failure_type_of(status),
                     command_id=self._command_id, command_status=status)
             stop = self._stop
             if stop is not None and stop.only_before_dispatch:

@@ -51,6 +51,20 @@ async def devices(api: Api, count: int, behavior: str = "succeed", prefix: str =
         for i in range(count)]
 
 
+async def running_stage(api: Api, name: str, device_ids: list[str]) -> tuple[str, str, str]:
+    """(pipeline run path, stage run id, target runs path) of a one-stage INSTALL run under
+    way over these devices."""
+    pipeline = await api.ok("POST", "/pipelines", {"name": name, "stages": [
+        {"name": "only", "device_ids": device_ids, "operations": [INSTALL]}]}, 201)
+    run = await api.ok("POST", f"/pipelines/{pipeline['id']}/runs", {})
+    stage_runs = await until(api, f"/runs/{run['id']}/stageruns",
+                             lambda c: c["count"] == 1
+                             and c["results"][0]["status"] == "running")
+    stage_run_id = stage_runs["results"][0]["id"]
+    return (f"/pipelines/{pipeline['id']}/runs/{run['id']}", stage_run_id,
+            f"/stageruns/{stage_run_id}/targetruns")
+
+
 async def test_gate_promotion_success_then_a_run_cancelled_at_the_gate(live: Api):
     api = live
     ids = await devices(api, 5)
@@ -197,13 +211,7 @@ async def test_target_actions_device_events_and_command_cancel(live: Api):
 async def test_cancel_a_dispatched_command(live: Api):
     api = live
     offline = await devices(api, 1, "offline", prefix="off")
-    pipeline = await api.ok("POST", "/pipelines", {"name": "silent", "stages": [
-        {"name": "only", "device_ids": offline, "operations": [INSTALL]}]}, 201)
-    run = await api.ok("POST", f"/pipelines/{pipeline['id']}/runs", {})
-    stage_runs = await until(api, f"/runs/{run['id']}/stageruns",
-                             lambda c: c["count"] == 1
-                             and c["results"][0]["status"] == "running")
-    base = f"/stageruns/{stage_runs['results'][0]['id']}/targetruns"
+    run_path, _, base = await running_stage(api, "silent", offline)
     targets = await until(api, base, lambda c: c["count"] == 1
                           and c["results"][0]["command_status"] == "queued")
     target = targets["results"][0]
@@ -213,8 +221,7 @@ async def test_cancel_a_dispatched_command(live: Api):
     ended = await until(api, f"{base}/{target['id']}", lambda t: t["status"] == "failure")
     assert ended["command_status"] == "cancelled"
     assert_error(await api.put(command_path, {"request_status": "cancelled"}), 400, "cancelled")
-    ended_run = await until(api, f"/pipelines/{pipeline['id']}/runs/{run['id']}",
-                            lambda r: r["status"] in ("success", "failure"))
+    ended_run = await until(api, run_path, lambda r: r["status"] in ("success", "failure"))
     assert ended_run["status"] == "failure"
 
 

@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 
 from tests.api.conftest import Api
-from tests.api.test_definitions import INSTALL
 from tests.api.test_envelope_auth import assert_error
-from tests.api.test_runs_e2e import live, until  # noqa: F401  (the live fixture)
+from tests.api.test_runs_e2e import live, running_stage, until  # noqa: F401  (the live fixture)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -20,19 +19,6 @@ SLOW_MS = "6000"  # keeps the stage run open while the failed target run is sent
 
 async def _device(api: Api, name: str, **attributes: str) -> str:
     return (await api.ok("POST", "/devices", {"name": name, "attributes": attributes}, 201))["id"]
-
-
-async def _running_stage(api: Api, device_ids: list[str]) -> tuple[str, str, str]:
-    """(pipeline run path, stage run id, target runs path) of a one-stage run under way."""
-    pipeline = await api.ok("POST", "/pipelines", {"name": "retry", "stages": [
-        {"name": "only", "device_ids": device_ids, "operations": [INSTALL]}]}, 201)
-    run = await api.ok("POST", f"/pipelines/{pipeline['id']}/runs", {})
-    stage_runs = await until(api, f"/runs/{run['id']}/stageruns",
-                             lambda c: c["count"] == 1
-                             and c["results"][0]["status"] == "running")
-    stage_run_id = stage_runs["results"][0]["id"]
-    return (f"/pipelines/{pipeline['id']}/runs/{run['id']}", stage_run_id,
-            f"/stageruns/{stage_run_id}/targetruns")
 
 
 async def _target_of(api: Api, base: str, device_id: str, *statuses: str) -> dict[str, Any]:
@@ -46,7 +32,7 @@ async def _failed_then_fixed(api: Api) -> tuple[str, str, str, str, dict[str, An
     open: (device id, pipeline run path, stage run id, target runs path, the failed run)."""
     flaky = await _device(api, "flaky", sim_behavior="fail")
     slow = await _device(api, "slow", sim_latency_ms=SLOW_MS)
-    run_path, stage_run_id, base = await _running_stage(api, [flaky, slow])
+    run_path, stage_run_id, base = await running_stage(api, "retry", [flaky, slow])
     failed = await _target_of(api, base, flaky, "failure")
     # the simulated gateway reads a device's attributes at dispatch
     await api.ok("PUT", f"/devices/{flaky}", {"attributes": {}})
@@ -125,7 +111,7 @@ async def test_what_cannot_be_sent_again(live: Api, other_api: Api):  # noqa: F8
     flaky = await _device(api, "flaky", sim_behavior="fail")
     slow = await _device(api, "slow", sim_latency_ms=SLOW_MS)
     quick = await _device(api, "quick")
-    run_path, _, base = await _running_stage(api, [flaky, slow, quick])
+    run_path, _, base = await running_stage(api, "retry", [flaky, slow, quick])
     failed = await _target_of(api, base, flaky, "failure")
     succeeded = await _target_of(api, base, quick, "success")
     busy = await _target_of(api, base, slow, "dispatched", "running")  # its command is out

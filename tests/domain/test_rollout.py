@@ -12,6 +12,7 @@ from domain.rollout import (
     WINDOW_SECONDS,
     abort_reason,
     dispatch_allowance,
+    failure_type_of,
     rate_per_minute,
     retries_allowed,
 )
@@ -293,3 +294,9 @@ def test_rate_increase_criteria_needs_exactly_one_count(criteria):
     with pytest.raises(ValidationError):
         RolloutConfig.model_validate({"exponential_rate": {
             **VALID_EXPONENTIAL, "rate_increase_criteria": criteria}})
+
+
+@pytest.mark.parametrize("command_status, expected", [
+    ("timeout", "TIMED_OUT"), ("failure", "FAILED"), ("cancelled", "FAILED")])
+def test_a_command_that_did_not_succeed_has_a_failure_type(command_status, expected):
+    assert failure_type_of(command_status) == expected
