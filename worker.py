@@ -20,8 +20,8 @@ from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
 from devices.events import CommandEventRelay
-from devices.gateway import DeviceGateway
 from devices.simulated import SimulatedFleet
+from domain.gateway import DeviceGateway
 from settings import Settings, get_settings
 from store.engine import create_schema, make_engine
 from workflows import names
@@ -84,17 +84,13 @@ async def running_worker(
         max_concurrent_workflow_tasks=100,
         graceful_shutdown_timeout=_GRACE,
     )
-    start = getattr(fleet, "start", None)
     try:
         async with runs, targets:
-            if start is not None:
-                await start()
+            await fleet.start()
             await relay.resend_pending()
             yield RunningWorker(runs, targets, fleet, relay)
     finally:
-        stop = getattr(fleet, "stop", None)
-        if stop is not None:
-            await stop()
+        await fleet.stop()
 
 
 async def serve(settings: Settings) -> None:

@@ -40,7 +40,8 @@ from activities.messages import (
     TargetPage,
     TargetPageInput,
 )
-from devices.gateway import DeviceCommand, DeviceGateway
+from domain.commands import DeviceCommand
+from domain.gateway import DeviceGateway
 from domain.statuses import RunKind, is_terminal
 from store import run_records
 from store.executor import run_db

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from domain.commands import CommandEvent
 from domain.ids import target_run_workflow_id
 from store.commands import (
     RecordedEvents,
@@ -22,7 +23,7 @@ from store.commands import (
     record_command_events,
 )
 from store.executor import run_db
-from workflows.messages import CommandEvent, CommandEvents
+from workflows.messages import CommandEvents
 from workflows.names import SIGNAL_COMMAND_EVENTS
 
 log = logging.getLogger(__name__)

@@ -19,13 +19,13 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 
 import store.commands  # noqa: F401  (registers the sim_delivery and outbox tables)
-from devices.gateway import DeviceCommand, EventSink
+from domain.commands import CommandEvent, DeviceCommand
+from domain.gateway import EventSink
 from domain.statuses import CommandStatus, RunKind, is_terminal
 from store.commands import OpenCommand, UnknownCommand, claim_sim_delivery, load_open_command
 from store.commands import open_commands as store_open_commands
 from store.executor import run_db
 from store.types import utcnow
-from workflows.messages import CommandEvent
 
 log = logging.getLogger(__name__)
 

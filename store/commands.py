@@ -18,12 +18,12 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col
 
+from domain.commands import CommandEvent
 from domain.statuses import TERMINAL, RunKind, can_transition, parse_status
 from store.definitions import Device
 from store.runs import Command
 from store.runs import CommandEvent as CommandEventRow
 from store.types import UTCDateTime, utcnow
-from workflows.messages import CommandEvent
 
 # A signal carries at most this many events, well inside Temporal's 2 MB payload limit.
 MAX_EVENTS_PER_SIGNAL = 200

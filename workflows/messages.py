@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.commands import CommandEvent
+
 
 # ---- PipelineRunWorkflow -------------------------------------------------------------------
 @dataclass
@@ -191,16 +193,6 @@ class TargetRunResult:
     failure_type: str = ""
     command_id: str | None = None
     command_status: str | None = None
-
-
-@dataclass
-class CommandEvent:
-    command_id: str
-    status: str
-    reason: str = ""
-    output: dict = field(default_factory=dict)
-    sequence: int | None = None
-    at_epoch: float = 0.0
 
 
 @dataclass

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities import names as activity_names
     from activities.messages import CancelCommandInput, DispatchInput, DispatchResult
+    from domain.commands import CommandEvent
     from domain.rollout import failure_type_of
     from domain.rollups import target_status_for_command
     from domain.statuses import (
@@ -30,7 +31,6 @@ with workflow.unsafe.imports_passed_through():
     from workflows import names
     from workflows.messages import (
         CommandCancelRequest,
-        CommandEvent,
         CommandEvents,
         TargetFinished,
         TargetRunInput,

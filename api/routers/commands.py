@@ -33,6 +33,7 @@ from api.schemas import (
     DeviceEventResult,
 )
 from devices.events import CommandEventRelay
+from domain.commands import CommandEvent
 from domain.ids import stage_run_workflow_id, target_run_workflow_id
 from domain.ids import target_run_id as target_run_id_of
 from domain.statuses import RunKind, StageRunStatus, is_terminal
@@ -41,7 +42,6 @@ from store.commands import UnknownCommand
 from store.runs import TargetRun
 from workflows.messages import (
     CommandCancelRequest,
-    CommandEvent,
     TargetRetryRequest,
     TargetRetryResult,
 )

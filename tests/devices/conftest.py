@@ -12,12 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
-from devices.gateway import DeviceCommand
+from domain.commands import CommandEvent, DeviceCommand
 from store.commands import record_command_events
 from store.definitions import Device, Enterprise
 from store.engine import session_scope
 from store.runs import Command
-from workflows.messages import CommandEvent
 
 
 @dataclass

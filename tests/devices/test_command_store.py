@@ -12,6 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from domain.commands import CommandEvent
 from store.commands import (
     UnknownCommand,
     claim_sim_delivery,
@@ -25,7 +26,6 @@ from store.commands import (
 from store.engine import session_scope
 from store.runs import CommandEvent as CommandEventRow
 from tests.devices.conftest import Rows
-from workflows.messages import CommandEvent
 
 
 def ev(command_id: str, status: str, sequence: int | None = None, **kw: Any) -> CommandEvent:

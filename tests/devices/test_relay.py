@@ -16,11 +16,12 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from devices.events import CommandEventRelay
 from devices.simulated import SimulatedFleet
+from domain.commands import CommandEvent
 from domain.ids import target_run_workflow_id
 from domain.statuses import TERMINAL, RunKind
 from store.commands import pending_signals
 from tests.devices.conftest import Rows
-from workflows.messages import CommandEvent, CommandEvents
+from workflows.messages import CommandEvents
 from workflows.names import SIGNAL_COMMAND_EVENTS
 
 

@@ -16,9 +16,9 @@ from devices.simulated import (
     plan_walk,
     remaining_steps,
 )
+from domain.commands import CommandEvent
 from store.commands import sim_delivery_count
 from tests.devices.conftest import RecordingSink, Rows, eventually
-from workflows.messages import CommandEvent
 
 WALK = ["queued", "initiated", "acknowledged", "inprogress"]
 

@@ -1,0 +1,34 @@
+"""What travels between a run and a device: the command sent, and the events it reports.
+
+Shared by the workflows, the store, the gateways and the API, so it lives on the ground floor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class DeviceCommand:
+    """One command for one device, as a gateway receives it."""
+
+    command_id: str  # the idempotency key: sending the same id twice delivers it once
+    target_run_id: str
+    enterprise_id: str
+    device_id: str
+    operation_type: str
+    args: dict[str, Any] = field(default_factory=dict)
+    device_attributes: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class CommandEvent:
+    """A command's progress as its gateway reported it (a command status of domain.statuses)."""
+
+    command_id: str
+    status: str
+    reason: str = ""
+    output: dict = field(default_factory=dict)
+    sequence: int | None = None
+    at_epoch: float = 0.0
