@@ -42,10 +42,10 @@ from activities.messages import (
 )
 from domain.commands import DeviceCommand
 from domain.gateway import DeviceGateway
+from domain.records import StatusChange
 from domain.statuses import RunKind, is_terminal
 from store import run_records
 from store.executor import run_db
-from store.run_records import StatusChange
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ step kept as a numbered StatusEvent.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid5
@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 from domain.ids import command_id as derive_command_id
 from domain.ids import target_run_id as derive_target_run_id
+from domain.records import RetriedTarget, StagePlan, StageRunInfo, StatusChange
 from domain.retries import EARLIER_OPERATION_FAILED, RETRYABLE
 from domain.schemas import (
     OperationSnapshot,
@@ -187,16 +188,6 @@ def load_snapshot(session: Session, pipeline_run_id: UUID) -> PipelineSnapshot:
 
 
 # ---- status changes ------------------------------------------------------------------------
-@dataclass
-class StatusChange:
-    kind: str
-    run_id: str
-    status: str
-    at: datetime
-    reason: str = ""
-    fields: dict[str, Any] = field(default_factory=dict)  # other columns to set with it
-
-
 def apply_status(session: Session, change: StatusChange) -> str:
     """Move one run row forward to `change.status` (through any steps between); returns the
     row's status afterwards. A move that is not allowed (backwards, or out of a terminal
@@ -248,17 +239,6 @@ def record_statuses(engine: Engine, changes: Sequence[StatusChange]) -> list[str
 
 
 # ---- stage runs ----------------------------------------------------------------------------
-@dataclass
-class StageRunInfo:
-    stage_run_id: str
-    order: int
-    name: str
-    trigger: str
-    timeout_seconds: int
-    rollout: dict[str, Any]
-    status: str
-
-
 def prepare_stage_runs(engine: Engine, pipeline_run_id: UUID) -> list[StageRunInfo]:
     """The run's stage runs, created pending from its snapshot the first time."""
     with session_scope(engine) as session:
@@ -308,13 +288,6 @@ def close_open_stage_runs(
 
 
 # ---- target runs ---------------------------------------------------------------------------
-@dataclass
-class StagePlan:
-    operation_ids: list[str]
-    device_count: int
-    invalid_reason: str = ""
-
-
 def _stage_snapshot(session: Session, stage_run: StageRun) -> StageSnapshot:
     return load_snapshot(session, stage_run.pipeline_run_id).stages[stage_run.order - 1]
 
@@ -509,19 +482,6 @@ class RetryRefused(ValueError):
     def __init__(self, message: str, allowed: Sequence[str] | None = None) -> None:
         super().__init__(message)
         self.allowed = list(allowed) if allowed is not None else None
-
-
-@dataclass
-class RetriedTarget:
-    """The target run a stage run starts next for a device x operation sent again."""
-
-    target_run_id: str
-    device_id: str
-    operation_order: int
-    generation: int
-    retry_of: str | None = None  # the row it replaces; None: the given row runs as it is
-    replaced_status: str = ""
-    replaced_command_status: str | None = None
 
 
 def _was_cascaded(row: TargetRun) -> bool:

@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
+from domain.records import StatusChange
 from domain.statuses import RunKind
 from store import run_records as rr
 from store.definitions import Device, Operation, Pipeline, Stage, TargetListDevice
 from store.engine import session_scope
-from store.run_records import StatusChange
 from store.runs import PipelineRun, StageRun, StageRunOperation, StatusEvent, TargetRun
 from tests.store.builders import (
     INSTALL,

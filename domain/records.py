@@ -1,0 +1,58 @@
+"""The values the run workflows and the store exchange through activities: one definition each,
+used as the store's results and as the activities' inputs and results (docs/architecture.md).
+
+Ids are strings and fields added later get defaults, so recorded histories keep decoding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+@dataclass
+class StatusChange:
+    """Move one run row (pipeline, stage or target run) forward to `status`."""
+
+    kind: str  # domain.statuses.RunKind value
+    run_id: str
+    status: str
+    at: datetime
+    reason: str = ""
+    fields: dict[str, Any] = field(default_factory=dict)  # other columns to set with it
+
+
+@dataclass
+class StageRunInfo:
+    """A stage run of a pipeline run, as the pipeline-run workflow drives it."""
+
+    stage_run_id: str
+    order: int
+    name: str
+    trigger: str
+    timeout_seconds: int
+    rollout: dict[str, Any]
+    status: str
+
+
+@dataclass
+class StagePlan:
+    """What a stage run works through: its operations and how many devices it has."""
+
+    operation_ids: list[str]
+    device_count: int
+    invalid_reason: str = ""
+
+
+@dataclass
+class RetriedTarget:
+    """The target run a stage run starts next for a device x operation sent again."""
+
+    target_run_id: str
+    device_id: str
+    operation_order: int
+    generation: int
+    retry_of: str | None = None  # the row it replaces; None: the given row runs as it is
+    replaced_status: str = ""
+    replaced_command_status: str | None = None
