@@ -25,6 +25,7 @@ from domain.gateway import DeviceGateway
 from settings import Settings, get_settings
 from store.engine import create_schema, make_engine
 from workflows import names
+from workflows.converter import DATA_CONVERTER
 from workflows.pipeline_run import PipelineRunWorkflow
 from workflows.stage_run import StageRunWorkflow
 from workflows.target_run import TargetRunWorkflow
@@ -96,7 +97,8 @@ async def running_worker(
 async def serve(settings: Settings) -> None:
     engine = make_engine(settings.resolved_database_url())
     create_schema(engine)
-    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace)
+    client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
+                                  data_converter=DATA_CONVERTER)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -1,24 +1,19 @@
-"""Typed inputs and results of the activities (dataclasses; ids as strings, times as epochs)."""
+"""Typed inputs and results of the activities that are theirs alone; the values the store
+returns as they are (StatusChange, StageRunInfo, StagePlan, RetriedTarget) live in
+domain/records.py. Dataclasses, ids as strings: fields added later get defaults, so recorded
+histories keep decoding. Regular activities keep `at_epoch` (an activity scheduled by an older
+worker must still decode); the local activity's StatusChange carries a datetime."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-
-@dataclass
-class StatusChangeMsg:
-    kind: str  # domain.statuses.RunKind value
-    run_id: str
-    status: str
-    at_epoch: float
-    reason: str = ""
-    fields: dict[str, Any] = field(default_factory=dict)
+from domain.records import RetriedTarget, StageRunInfo, StatusChange
 
 
 @dataclass
 class RecordStatusesInput:
-    changes: list[StatusChangeMsg]
+    changes: list[StatusChange]
 
 
 @dataclass
@@ -32,20 +27,9 @@ class PipelineRunRef:
 
 
 @dataclass
-class StageRunInfoMsg:
-    stage_run_id: str
-    order: int
-    name: str
-    trigger: str
-    timeout_seconds: int
-    rollout: dict[str, Any]
-    status: str
-
-
-@dataclass
 class PreparedPipelineRun:
     timeout_seconds: int
-    stages: list[StageRunInfoMsg]
+    stages: list[StageRunInfo]
 
 
 @dataclass
@@ -62,13 +46,6 @@ class StageRunRef:
 
 
 @dataclass
-class StagePlanMsg:
-    operation_ids: list[str]
-    device_count: int
-    invalid_reason: str = ""
-
-
-@dataclass
 class TargetPageInput:
     stage_run_id: str
     after_seq: int
@@ -77,7 +54,7 @@ class TargetPageInput:
 
 @dataclass
 class TargetPage:
-    items: list[list[Any]]  # [device_seq, device_id]
+    items: list[tuple[int, str]]  # (device_seq, device_id)
 
 
 @dataclass
@@ -146,18 +123,5 @@ class ResumeTargetsInput:
 
 
 @dataclass
-class RetriedTargetMsg:
-    """A target run to start for a device x operation sent again (store.run_records)."""
-
-    target_run_id: str
-    device_id: str
-    operation_order: int
-    generation: int
-    retry_of: str | None = None  # the row it replaces; None: the row runs as it is
-    replaced_status: str = ""
-    replaced_command_status: str | None = None
-
-
-@dataclass
 class RetriedTargets:
-    items: list[RetriedTargetMsg] = field(default_factory=list)
+    items: list[RetriedTarget] = field(default_factory=list)

@@ -30,11 +30,8 @@ from activities.messages import (
     RecordStatusesInput,
     RecordStatusesResult,
     ResumeTargetsInput,
-    RetriedTargetMsg,
     RetriedTargets,
     RetryTargetInput,
-    StagePlanMsg,
-    StageRunInfoMsg,
     StageRunRef,
     TargetCounts,
     TargetPage,
@@ -42,7 +39,7 @@ from activities.messages import (
 )
 from domain.commands import DeviceCommand
 from domain.gateway import DeviceGateway
-from domain.records import StatusChange
+from domain.records import RetriedTarget, StagePlan
 from domain.statuses import RunKind, is_terminal
 from store import run_records
 from store.executor import run_db
@@ -68,22 +65,15 @@ class RunActivities:
 
     @activity.defn(name=names.RECORD_STATUSES)
     async def record_statuses(self, request: RecordStatusesInput) -> RecordStatusesResult:
-        changes = [
-            StatusChange(c.kind, c.run_id, c.status, _at(c.at_epoch), c.reason, c.fields)
-            for c in request.changes
-        ]
         return RecordStatusesResult(await self._db(run_records.record_statuses, self._engine,
-                                                   changes))
+                                                   request.changes))
 
     @activity.defn(name=names.PREPARE_PIPELINE_RUN)
     async def prepare_pipeline_run(self, ref: PipelineRunRef) -> PreparedPipelineRun:
         run_id = UUID(ref.pipeline_run_id)
         stages = await self._db(run_records.prepare_stage_runs, self._engine, run_id)
         timeout = await self._db(run_records.pipeline_timeout_seconds, self._engine, run_id)
-        return PreparedPipelineRun(
-            timeout_seconds=timeout,
-            stages=[StageRunInfoMsg(**vars(stage)) for stage in stages],
-        )
+        return PreparedPipelineRun(timeout_seconds=timeout, stages=stages)
 
     @activity.defn(name=names.CLOSE_OPEN_STAGE_RUNS)
     async def close_open_stage_runs(self, request: CloseStageRunsInput) -> ClosedCount:
@@ -92,16 +82,15 @@ class RunActivities:
             request.status, request.reason, _at(request.at_epoch)))
 
     @activity.defn(name=names.MATERIALIZE_TARGETS)
-    async def materialize_targets(self, ref: StageRunRef) -> StagePlanMsg:
-        plan = await self._db(run_records.materialize_targets, self._engine,
+    async def materialize_targets(self, ref: StageRunRef) -> StagePlan:
+        return await self._db(run_records.materialize_targets, self._engine,
                               UUID(ref.stage_run_id))
-        return StagePlanMsg(plan.operation_ids, plan.device_count, plan.invalid_reason)
 
     @activity.defn(name=names.NEXT_TARGET_PAGE)
     async def next_target_page(self, request: TargetPageInput) -> TargetPage:
         items = await self._db(run_records.next_target_page, self._engine,
                                UUID(request.stage_run_id), request.after_seq, request.limit)
-        return TargetPage([[seq, device_id] for seq, device_id in items])
+        return TargetPage(items)
 
     @activity.defn(name=names.CLOSE_PENDING_TARGETS)
     async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:
@@ -123,22 +112,20 @@ class RunActivities:
                                            UUID(ref.stage_run_id)))
 
     @activity.defn(name=names.RETRY_TARGET_RUN)
-    async def retry_target_run(self, request: RetryTargetInput) -> RetriedTargetMsg:
+    async def retry_target_run(self, request: RetryTargetInput) -> RetriedTarget:
         """Send a finished target run again: its retry row (store.run_records). A refusal is
         a non-retryable `RetryRefused` error carrying the store's words."""
         try:
-            retried = await self._db(run_records.retry_target_run, self._engine,
-                                     UUID(request.stage_run_id), UUID(request.target_run_id))
+            return await self._db(run_records.retry_target_run, self._engine,
+                                  UUID(request.stage_run_id), UUID(request.target_run_id))
         except run_records.RetryRefused as refused:
             raise ApplicationError(str(refused), type=names.RETRY_REFUSED,
                                    non_retryable=True) from None
-        return RetriedTargetMsg(**vars(retried))
 
     @activity.defn(name=names.RESUME_TARGET_RUNS)
     async def resume_target_runs(self, request: ResumeTargetsInput) -> RetriedTargets:
-        resumed = await self._db(run_records.resume_target_runs, self._engine,
-                                 UUID(request.stage_run_id), request.target_run_ids)
-        return RetriedTargets([RetriedTargetMsg(**vars(item)) for item in resumed])
+        return RetriedTargets(await self._db(run_records.resume_target_runs, self._engine,
+                                             UUID(request.stage_run_id), request.target_run_ids))
 
     @activity.defn(name=names.DISPATCH_COMMAND)
     async def dispatch_command(self, request: DispatchInput) -> DispatchResult:

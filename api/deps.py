@@ -20,6 +20,7 @@ from api.errors import ApiError
 from api.key_cache import KeyCache
 from settings import Settings
 from store.tokens import enterprise_for_hash, hash_key
+from workflows.converter import DATA_CONVERTER
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
@@ -44,6 +45,7 @@ class TemporalConnection:
                     self._client = await Client.connect(
                         self._settings.temporal_address,
                         namespace=self._settings.temporal_namespace,
+                        data_converter=DATA_CONVERTER,
                     )
                 except Exception as exc:  # the SDK raises plain RuntimeError on connect
                     raise ApiError(

@@ -72,6 +72,7 @@ from store.engine import create_schema, make_engine, session_scope  # noqa: E402
 from store.tokens import create_token, ensure_enterprise  # noqa: E402
 from store.types import utcnow  # noqa: E402
 from workflows import names  # noqa: E402
+from workflows.converter import DATA_CONVERTER  # noqa: E402
 from workflows.messages import PipelineRunResult, StageState  # noqa: E402
 
 BASE = "/api/pipelines/v0"
@@ -275,7 +276,8 @@ async def connect(address: str, deadline: float) -> Client:
     last: Exception | None = None
     while time.monotonic() < deadline:
         try:
-            client = await asyncio.wait_for(Client.connect(address), 5)
+            client = await asyncio.wait_for(
+                Client.connect(address, data_converter=DATA_CONVERTER), 5)
             await client.count_workflows()  # the default namespace is ready
             return client
         except Exception as err:  # not up yet

@@ -18,6 +18,7 @@ from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
 from store.engine import create_schema, make_engine
+from workflows.converter import DATA_CONVERTER
 from workflows.names import SEARCH_ATTRIBUTES
 
 POSTGRES_URL = os.environ.get(
@@ -47,6 +48,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=keys,
+        data_converter=DATA_CONVERTER,
         # The SDK's 5 s default is too short on a loaded 2-core machine.
         dev_server_startup_timeout=timedelta(seconds=60),
     )
@@ -63,6 +65,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     workflow stuck in one test would otherwise stop time for every later one."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
+        data_converter=DATA_CONVERTER,
         test_server_startup_timeout=timedelta(seconds=60),
     )
     try:

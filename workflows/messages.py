@@ -6,6 +6,7 @@ Ids travel as strings. Fields added later must have defaults so running historie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from domain.commands import CommandEvent
 
@@ -63,6 +64,31 @@ class RunState:
 
 
 # ---- StageRunWorkflow ----------------------------------------------------------------------
+class Lane(NamedTuple):
+    """One device x operation of a stage run on its way through the window (a list on the
+    wire: [device_id, op_index, generation]; histories from before generation decode too)."""
+
+    device_id: str
+    op_index: int
+    generation: int = 0  # 0: its first target run; n: its n-th retry row (domain.retries)
+
+
+class PageEntry(NamedTuple):
+    """A device read from the store's page of a stage run's devices, not yet started."""
+
+    device_seq: int
+    device_id: str
+
+
+class Resumption(NamedTuple):
+    """The next operation of a device whose operation, sent again, succeeded: it gets a retry
+    row if it had ended for that operation's failure."""
+
+    device_id: str
+    op_index: int
+    target_run_id: str
+
+
 @dataclass
 class StageCarry:
     """What a stage run carries across continue-as-new."""
@@ -72,9 +98,9 @@ class StageCarry:
     operation_ids: list[str] = field(default_factory=list)
     device_count: int = 0
     cursor: int = -1  # last device_seq read from the store
-    page: list[list[str]] = field(default_factory=list)  # [device_seq, device_id] not yet started
-    ready: list[list[str]] = field(default_factory=list)  # [device_id, op_index] to start next
-    in_flight: dict[str, list[str]] = field(default_factory=dict)  # target id -> [device, op]
+    page: list[PageEntry] = field(default_factory=list)  # read, not yet started
+    ready: list[Lane] = field(default_factory=list)  # to start next
+    in_flight: dict[str, Lane] = field(default_factory=dict)  # by target run id
     counts: dict[str, int] = field(default_factory=dict)  # finished target runs per status
     failed_kinds: dict[str, int] = field(default_factory=dict)  # FAILED / TIMED_OUT counts
     dispatched: int = 0
@@ -85,11 +111,9 @@ class StageCarry:
     abort_reason: str = ""
     cancelled_targets: list[str] = field(default_factory=list)
     # Target runs sent again (domain.retries): "device_id:op_index" -> the current row's
-    # generation, for those above 0. Lanes ([device_id, op_index]) then carry it third.
+    # generation, for those above 0.
     generations: dict[str, int] = field(default_factory=dict)
-    # [device_id, op_index, target_run_id]: the next operation of a device whose operation,
-    # sent again, succeeded; it gets a retry row if it had ended for that operation's failure.
-    resume: list[list[str]] = field(default_factory=list)
+    resume: list[Resumption] = field(default_factory=list)
 
 
 @dataclass

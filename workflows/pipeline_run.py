@@ -14,15 +14,13 @@ from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names as activity_names
     from activities.messages import (
-        ClosedCount,
         CloseStageRunsInput,
         PipelineRunRef,
-        PreparedPipelineRun,
-        StageRunInfoMsg,
     )
+    from activities.run_activities import RunActivities
     from domain.ids import stage_run_workflow_id
+    from domain.records import StageRunInfo
     from domain.rollups import pipeline_outcome
     from domain.schemas import StageTrigger
     from domain.statuses import (
@@ -63,7 +61,7 @@ class PipelineRunWorkflow:
     def __init__(self) -> None:
         self._run_id = ""
         self._status: str = _P.PENDING
-        self._stages: list[StageRunInfoMsg] = []
+        self._stages: list[StageRunInfo] = []
         self._waiting_for: str | None = None  # stage run id at a manual gate
         self._current: str | None = None  # stage run id whose workflow is running
         self._promoted: set[str] = set()
@@ -162,7 +160,7 @@ class PipelineRunWorkflow:
             stages=[StageRunView(s.stage_run_id, s.order, s.name, s.trigger, s.status)
                     for s in self._stages])
 
-    def _stage(self, stage_run_id: str) -> StageRunInfoMsg:
+    def _stage(self, stage_run_id: str) -> StageRunInfo:
         for stage in self._stages:
             if stage.stage_run_id == stage_run_id:
                 return stage
@@ -192,8 +190,8 @@ class PipelineRunWorkflow:
         self._run_id = request.pipeline_run_id
         self._search_attributes = request.search_attributes
         await self._set_status(_P.PROCESSING)
-        prepared = await call(activity_names.PREPARE_PIPELINE_RUN,
-                              PipelineRunRef(self._run_id), PreparedPipelineRun)
+        prepared = await call(RunActivities.prepare_pipeline_run,
+                              PipelineRunRef(self._run_id))
         self._stages = prepared.stages
         if not self._stages:
             await self._set_status(_P.INVALID, "the pipeline has no stages")
@@ -202,7 +200,7 @@ class PipelineRunWorkflow:
         self._deadline_epoch = deadline.timestamp()
         self._timeout_seconds = prepared.timeout_seconds
         await self._set_status(_P.RUNNING)
-        failed: StageRunInfoMsg | None = None
+        failed: StageRunInfo | None = None
         for stage in self._stages:
             if not await self._pass_gate(stage):
                 break
@@ -213,7 +211,7 @@ class PipelineRunWorkflow:
                 break
         return await self._end(failed)
 
-    async def _pass_gate(self, stage: StageRunInfoMsg) -> bool:
+    async def _pass_gate(self, stage: StageRunInfo) -> bool:
         """Wait for promotion at a manual stage, and for resume while paused; False if the
         run stopped (cancel or timeout) meanwhile."""
         manual = stage.trigger == StageTrigger.MANUAL
@@ -237,7 +235,7 @@ class PipelineRunWorkflow:
         return True
 
     async def _run_stage(self, request: PipelineRunInput,
-                         stage: StageRunInfoMsg) -> StageRunResult:
+                         stage: StageRunInfo) -> StageRunResult:
         handle = await workflow.start_child_workflow(
             names.STAGE_RUN_WORKFLOW,
             StageRunInput(
@@ -289,20 +287,19 @@ class PipelineRunWorkflow:
                                f"pipeline run timed out after {self._timeout_seconds} s")
         self._news = False
 
-    async def _end(self, failed: StageRunInfoMsg | None) -> PipelineRunResult:
+    async def _end(self, failed: StageRunInfo | None) -> PipelineRunResult:
         if self._stop_status:
             closed_as = _S.TIMEOUT if self._stop_status == _P.TIMEOUT else _S.CANCELLED
-            await call(activity_names.CLOSE_OPEN_STAGE_RUNS, CloseStageRunsInput(
-                self._run_id, closed_as, self._stop_reason, epoch_now()), ClosedCount)
+            await call(RunActivities.close_open_stage_runs, CloseStageRunsInput(
+                self._run_id, closed_as, self._stop_reason, epoch_now()))
             final, reason = self._stop_status, self._stop_reason
             await self._set_status(final, reason)
         else:
             reason = ""
             if failed is not None:
                 reason = f"stage {failed.order} {failed.name!r} ended {failed.status}"
-                await call(activity_names.CLOSE_OPEN_STAGE_RUNS, CloseStageRunsInput(
-                    self._run_id, _S.CANCELLED, f"cancelled because {reason}", epoch_now()),
-                    ClosedCount)
+                await call(RunActivities.close_open_stage_runs, CloseStageRunsInput(
+                    self._run_id, _S.CANCELLED, f"cancelled because {reason}", epoch_now()))
             final = pipeline_outcome(s.status for s in self._stages if failed is None
                                      or s.order <= failed.order)
             await self._set_status(_P.COMPLETE)

@@ -17,24 +17,18 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names as activity_names
     from activities.messages import (
         AddDeviceInput,
-        AddedDevice,
-        ClosedCount,
         ClosePendingTargetsInput,
         ResumeTargetsInput,
-        RetriedTargetMsg,
-        RetriedTargets,
         RetryTargetInput,
-        StagePlanMsg,
         StageRunRef,
-        TargetCounts,
-        TargetPage,
         TargetPageInput,
     )
+    from activities.run_activities import RunActivities
     from domain import rollout
     from domain.ids import target_run_id, target_run_workflow_id
+    from domain.records import RetriedTarget
     from domain.retries import EARLIER_OPERATION_FAILED, failure_kind
     from domain.rollups import stage_outcome
     from domain.schemas import RolloutConfig
@@ -43,6 +37,9 @@ with workflow.unsafe.imports_passed_through():
     from workflows.messages import (
         AddTargetRequest,
         AddTargetResult,
+        Lane,
+        PageEntry,
+        Resumption,
         StageCarry,
         StageControl,
         StageRunInput,
@@ -97,14 +94,14 @@ class StageRunWorkflow:
         if done.status != _T.SUCCESS and done.failure_type:
             self._c.failed_kinds[done.failure_type] = (
                 self._c.failed_kinds.get(done.failure_type, 0) + 1)
-        device_id, op_index = lane[0], int(lane[1])
+        device_id, op_index = lane.device_id, lane.op_index
         if op_index + 1 >= len(self._c.operation_ids):
             return
         if done.status == _T.SUCCESS:
-            if len(lane) > 2:
+            if lane.generation:
                 # A retry row succeeded: the next operation may have ended for its failure.
-                self._c.resume.append([device_id, str(op_index + 1),
-                                       self._target_id(device_id, op_index + 1)])
+                self._c.resume.append(Resumption(device_id, op_index + 1,
+                                                 self._target_id(device_id, op_index + 1)))
             else:
                 self._c.ready.append(self._lane(device_id, op_index + 1))
         else:
@@ -122,10 +119,8 @@ class StageRunWorkflow:
         return str(target_run_id(self._stage_uuid, device_id, self._c.operation_ids[op_index],
                                  self._generation(device_id, op_index)))
 
-    def _lane(self, device_id: str, op_index: int) -> list[str]:
-        generation = self._generation(device_id, op_index)
-        lane = [device_id, str(op_index)]
-        return lane + [str(generation)] if generation else lane
+    def _lane(self, device_id: str, op_index: int) -> Lane:
+        return Lane(device_id, op_index, self._generation(device_id, op_index))
 
     @workflow.signal(name=names.SIGNAL_STAGE_CONTROL)
     def on_control(self, control: StageControl) -> None:
@@ -140,9 +135,9 @@ class StageRunWorkflow:
 
     @workflow.update(name=names.UPDATE_ADD_TARGET)
     async def add_target(self, request: AddTargetRequest) -> AddTargetResult:
-        added = await call(activity_names.ADD_TARGET_DEVICE, AddDeviceInput(
+        added = await call(RunActivities.add_target_device, AddDeviceInput(
             self._in.stage_run_id, request.device_id, request.device_name,
-            request.device_alias), AddedDevice)
+            request.device_alias))
         self._c.device_count = max(self._c.device_count, added.device_seq + 1)
         self._exhausted = False
         self._news = True
@@ -160,9 +155,9 @@ class StageRunWorkflow:
             ).signal(names.SIGNAL_TARGET_STOP, TargetStop(
                 _T.CANCELLED, request.reason or "cancelled by user", only_before_dispatch=True))
             return
-        closed = await call(activity_names.CLOSE_PENDING_TARGETS, ClosePendingTargetsInput(
+        closed = await call(RunActivities.close_pending_targets, ClosePendingTargetsInput(
             self._in.stage_run_id, _T.CANCELLED, request.reason or "cancelled by user",
-            epoch_now(), [request.target_run_id]), ClosedCount)
+            epoch_now(), [request.target_run_id]))
         self._add_count(_T.CANCELLED, closed.count)
         self._news = True
 
@@ -181,8 +176,8 @@ class StageRunWorkflow:
         self._retrying.add(key)
         try:
             try:
-                retried = await call(activity_names.RETRY_TARGET_RUN, RetryTargetInput(
-                    self._in.stage_run_id, request.target_run_id), RetriedTargetMsg)
+                retried = await call(RunActivities.retry_target_run, RetryTargetInput(
+                    self._in.stage_run_id, request.target_run_id))
             except ActivityError as failed:
                 cause = failed.cause
                 if isinstance(cause, ApplicationError):  # refused, or the row is gone
@@ -214,11 +209,11 @@ class StageRunWorkflow:
             raise ApplicationError(f"target run {request.target_run_id} is not the current "
                                    f"target run of its device and operation ({current} is)",
                                    type="InvalidAction")
-        if any(entry[2] == current for entry in c.resume):
+        if any(entry.target_run_id == current for entry in c.resume):
             raise ApplicationError(f"target run {current} is about to run again by itself",
                                    type="InvalidAction")
 
-    def _take_retry(self, retried: RetriedTargetMsg) -> None:
+    def _take_retry(self, retried: RetriedTarget) -> None:
         """Queue a retry row (or a row that runs as it is); the row it replaces no longer
         counts among the finished ones."""
         c = self._c
@@ -252,8 +247,8 @@ class StageRunWorkflow:
         if not c.resume or c.stop_status or c.abort_reason:
             return
         entries = list(c.resume)
-        resumed = await call(activity_names.RESUME_TARGET_RUNS, ResumeTargetsInput(
-            self._in.stage_run_id, [entry[2] for entry in entries]), RetriedTargets)
+        resumed = await call(RunActivities.resume_target_runs, ResumeTargetsInput(
+            self._in.stage_run_id, [entry.target_run_id for entry in entries]))
         c.resume = c.resume[len(entries):]  # entries added during the call stay
         for item in resumed.items:
             self._take_retry(item)
@@ -311,7 +306,7 @@ class StageRunWorkflow:
         run_id = self._in.stage_run_id
         await record(change(_KIND, run_id, _S.PROCESSING))
         self._status = _S.PROCESSING
-        plan = await call(activity_names.MATERIALIZE_TARGETS, StageRunRef(run_id), StagePlanMsg)
+        plan = await call(RunActivities.materialize_targets, StageRunRef(run_id))
         if plan.invalid_reason:
             await record(change(_KIND, run_id, _S.INVALID, plan.invalid_reason))
             self._status = _S.INVALID
@@ -363,24 +358,23 @@ class StageRunWorkflow:
         room = self._in.window - len(c.in_flight)
         if allowance is not None:
             room = min(room, allowance)
-        lanes: list[tuple[str, int, int]] = []
+        lanes: list[Lane] = []
         while len(lanes) < room:
             if c.ready:
-                lane = c.ready.pop(0)
-                lanes.append((lane[0], int(lane[1]), int(lane[2]) if len(lane) > 2 else 0))
+                lanes.append(c.ready.pop(0))
                 continue
             if not c.page and not self._exhausted:
-                page = await call(activity_names.NEXT_TARGET_PAGE, TargetPageInput(
-                    self._in.stage_run_id, c.cursor, PAGE_SIZE), TargetPage)
-                c.page = [[str(seq), device] for seq, device in page.items]
+                page = await call(RunActivities.next_target_page, TargetPageInput(
+                    self._in.stage_run_id, c.cursor, PAGE_SIZE))
+                c.page = [PageEntry(seq, device) for seq, device in page.items]
                 self._exhausted = len(page.items) < PAGE_SIZE
             if not c.page:
                 break
-            seq, device_id = c.page.pop(0)
-            c.cursor = int(seq)
-            lanes.append((device_id, 0, 0))
-        for device_id, op_index, generation in lanes:
-            task = asyncio.create_task(self._start_target(device_id, op_index, generation))
+            entry = c.page.pop(0)
+            c.cursor = entry.device_seq
+            lanes.append(Lane(entry.device_id, 0))
+        for lane in lanes:
+            task = asyncio.create_task(self._start_target(lane))
             self._starting.add(task)
             task.add_done_callback(self._start_done)
         c.dispatched += len(lanes)
@@ -399,12 +393,12 @@ class StageRunWorkflow:
         if self._start_failure is not None:
             raise self._start_failure
 
-    async def _start_target(self, device_id: str, op_index: int, generation: int = 0) -> None:
+    async def _start_target(self, lane: Lane) -> None:
         c = self._c
+        device_id, op_index, generation = lane
         target_id = str(target_run_id(self._stage_uuid, device_id, c.operation_ids[op_index],
                                       generation))
-        c.in_flight[target_id] = [device_id, str(op_index)] + (
-            [str(generation)] if generation else [])
+        c.in_flight[target_id] = lane
         try:
             await workflow.start_child_workflow(
                 names.TARGET_RUN_WORKFLOW,
@@ -430,9 +424,9 @@ class StageRunWorkflow:
         if not c.cancelled_targets:
             return
         ids, c.cancelled_targets = c.cancelled_targets, []
-        closed = await call(activity_names.CLOSE_PENDING_TARGETS, ClosePendingTargetsInput(
+        closed = await call(RunActivities.close_pending_targets, ClosePendingTargetsInput(
             self._in.stage_run_id, _T.FAILURE, EARLIER_OPERATION_FAILED,
-            epoch_now(), ids), ClosedCount)
+            epoch_now(), ids))
         self._add_count(_T.FAILURE, closed.count)
 
     def _add_count(self, status: str, count: int) -> None:
@@ -458,8 +452,8 @@ class StageRunWorkflow:
         c = self._c
         c.page, c.ready = [], []
         await self._drain_starts()  # every in-flight target exists before it is told to stop
-        closed = await call(activity_names.CLOSE_PENDING_TARGETS, ClosePendingTargetsInput(
-            self._in.stage_run_id, status, reason, epoch_now()), ClosedCount)
+        closed = await call(RunActivities.close_pending_targets, ClosePendingTargetsInput(
+            self._in.stage_run_id, status, reason, epoch_now()))
         self._add_count(status, closed.count)
         stop = TargetStop(status, reason)
         await asyncio.gather(*(
@@ -484,7 +478,7 @@ class StageRunWorkflow:
         else:
             if c.abort_reason:
                 await self._stop_targets(_T.CANCELLED, c.abort_reason)
-            counts = await call(activity_names.COUNT_TARGETS, StageRunRef(run_id), TargetCounts)
+            counts = await call(RunActivities.count_targets, StageRunRef(run_id))
             final = _S.FAILURE if c.abort_reason else stage_outcome(
                 counts.counts, self._rollout.success_threshold_percentage)
             reason = c.abort_reason or (

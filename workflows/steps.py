@@ -1,11 +1,14 @@
 """What every workflow here does to reach the store: record status changes, call activities.
 
-Recording is a local activity (one marker event, no task-queue round trip) because it happens
-several times per target; everything else is a regular activity.
+Activities are called by typed reference (`RunActivities.method`): the name and the result type
+come from the activity's own definition. Recording is a local activity (one marker event, no
+task-queue round trip) because it happens several times per target; the rest are regular
+activities, or local ones where a target run's hot path wants fewer events (`call_local`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -13,10 +16,13 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names as activity_names
-    from activities.messages import RecordStatusesInput, RecordStatusesResult, StatusChangeMsg
+    from activities.messages import RecordStatusesInput
+    from activities.run_activities import RunActivities
+    from domain.records import StatusChange
 
-T = TypeVar("T")
+A = TypeVar("A")
+R = TypeVar("R")
+Activity = Callable[[Any, A], Awaitable[R]]  # an activity method of RunActivities
 
 # Store and gateway calls are retried until they work: a database or gateway outage delays a
 # run, it never fails it. Business refusals are non-retryable ApplicationErrors.
@@ -27,40 +33,39 @@ STORE_TIMEOUT = timedelta(seconds=20)
 
 
 def change(kind: str, run_id: str, status: str, reason: str = "",
-           **fields: Any) -> StatusChangeMsg:
-    return StatusChangeMsg(kind=kind, run_id=run_id, status=status,
-                           at_epoch=workflow.now().timestamp(), reason=reason, fields=fields)
+           **fields: Any) -> StatusChange:
+    return StatusChange(kind=kind, run_id=run_id, status=status, at=workflow.now(),
+                        reason=reason, fields=fields)
 
 
-async def record(*changes: StatusChangeMsg) -> list[str]:
+async def record(*changes: StatusChange) -> list[str]:
     """Record status changes in the store, in order, in one transaction; returns the statuses
     the rows hold afterwards."""
-    result = await workflow.execute_local_activity(
-        activity_names.RECORD_STATUSES,
+    result = await workflow.execute_local_activity_method(
+        RunActivities.record_statuses,
         RecordStatusesInput(list(changes)),
-        result_type=RecordStatusesResult,
         start_to_close_timeout=STORE_TIMEOUT,
         retry_policy=STORE_RETRY,
     )
     return result.statuses
 
 
-async def call(name: str, arg: Any, result_type: type[T],
-               timeout: timedelta = STORE_TIMEOUT) -> T:
-    return await workflow.execute_activity(
-        name, arg, result_type=result_type, start_to_close_timeout=timeout,
+async def call(activity: Activity[A, R], arg: A, timeout: timedelta = STORE_TIMEOUT) -> R:
+    result: R = await workflow.execute_activity_method(
+        activity, arg, start_to_close_timeout=timeout,  # type: ignore[call-overload]
         retry_policy=STORE_RETRY,
     )
+    return result
 
 
-async def call_local(name: str, arg: Any, result_type: type[T],
-                     timeout: timedelta = STORE_TIMEOUT) -> T:
+async def call_local(activity: Activity[A, R], arg: A, timeout: timedelta = STORE_TIMEOUT) -> R:
     """A short store-and-gateway call run as a local activity: one marker event in history
     instead of an activity task the server must queue, dispatch and record three times."""
-    return await workflow.execute_local_activity(
-        name, arg, result_type=result_type, start_to_close_timeout=timeout,
+    result: R = await workflow.execute_local_activity_method(
+        activity, arg, start_to_close_timeout=timeout,  # type: ignore[call-overload]
         retry_policy=STORE_RETRY,
     )
+    return result
 
 
 def epoch_now() -> float:

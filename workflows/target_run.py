@@ -16,8 +16,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import names as activity_names
-    from activities.messages import CancelCommandInput, DispatchInput, DispatchResult
+    from activities.messages import CancelCommandInput, DispatchInput
+    from activities.run_activities import RunActivities
     from domain.commands import CommandEvent
     from domain.rollout import failure_type_of
     from domain.rollups import target_status_for_command
@@ -124,10 +124,9 @@ class TargetRunWorkflow:
                 break
             # Local: a few milliseconds of store and gateway work, once per target (it is
             # idempotent by command id, so a re-run after a crash sends nothing twice).
-            dispatch = await call_local(activity_names.DISPATCH_COMMAND,
+            dispatch = await call_local(RunActivities.dispatch_command,
                                         DispatchInput(request.target_run_id, attempt,
-                                                      epoch_now()),
-                                        DispatchResult)
+                                                      epoch_now()))
             if is_terminal(RunKind.TARGET, dispatch.target_status):
                 # Ended before it started (an operator cancelled it while pending).
                 self._status = dispatch.target_status
@@ -210,8 +209,8 @@ class TargetRunWorkflow:
 
     async def _cancel_at_gateway(self) -> None:
         assert self._command_id is not None
-        await workflow.execute_activity(
-            activity_names.CANCEL_COMMAND, CancelCommandInput(self._command_id, epoch_now()),
+        await workflow.execute_activity_method(
+            RunActivities.cancel_command, CancelCommandInput(self._command_id, epoch_now()),
             start_to_close_timeout=timedelta(seconds=30), retry_policy=_CANCEL_RETRY)
 
     async def _time_out(self, request: TargetRunInput, reason: str) -> TargetRunResult:

@@ -29,6 +29,7 @@ from tests.workflows.fleet import (
 )
 from worker import WORKFLOWS, running_worker
 from workflows import names
+from workflows.converter import DATA_CONVERTER
 from workflows.launch import start_pipeline_run
 from workflows.messages import RunState, RunStatusRequest, StageStatusRequest
 
@@ -86,7 +87,7 @@ async def test_histories_of_real_runs_replay_without_nondeterminism(
              for h in histories}
     assert kinds == {names.PIPELINE_RUN_WORKFLOW, names.STAGE_RUN_WORKFLOW,
                      names.TARGET_RUN_WORKFLOW}
-    replayer = Replayer(workflows=WORKFLOWS)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
     for history in histories:
         await replayer.replay_workflow(history)  # raises on any non-determinism
     if os.environ.get("FLEETPIPE_CAPTURE_HISTORIES") == "1":
@@ -101,7 +102,7 @@ async def test_histories_of_real_runs_replay_without_nondeterminism(
 async def test_committed_histories_still_replay():
     files = sorted(HISTORIES.glob("*.json"))
     assert files, "no committed histories: run with FLEETPIPE_CAPTURE_HISTORIES=1 once"
-    replayer = Replayer(workflows=WORKFLOWS)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
     for path in files:
         saved = json.loads(path.read_text())
         await replayer.replay_workflow(

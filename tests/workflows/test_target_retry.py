@@ -28,6 +28,7 @@ from tests.workflows.fleet import (
 )
 from worker import WORKFLOWS, running_worker
 from workflows import names
+from workflows.converter import DATA_CONVERTER
 from workflows.launch import start_pipeline_run
 from workflows.messages import StageRunResult, TargetRetryRequest, TargetRetryResult
 
@@ -125,7 +126,7 @@ async def test_the_later_operation_runs_again_once_the_failed_one_sent_again_suc
     assert rows[(0, 1, 0)].command_id is None  # it never ran; its retry did
     assert rows[(0, 1, 0)].status_reason == EARLIER_OPERATION_FAILED
     assert {rows[(1, op, 0)].status for op in (0, 1)} == {"success"}
-    replayer = Replayer(workflows=WORKFLOWS)
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
     for history in histories:
         await replayer.replay_workflow(history)  # the update and the resume replay
 
