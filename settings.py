@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -20,12 +19,10 @@ class Settings(BaseSettings):
     # Custom search attributes need registering on the server; the time-skipping test server
     # has none, so tests there switch them off.
     search_attributes: bool = True
-    gateway: Literal["simulated", "http"] = "simulated"
-    mdm_url: str = "http://127.0.0.1:8100"
     sim_seed: int = 0
     api_host: str = "127.0.0.1"
     api_port: int = 8000
-    # In-flight target-run children per stage-run workflow (DESIGN §6: <= 500 pending).
+    # In-flight target-run children per stage-run workflow (Temporal advises <= 500 pending).
     stage_window: int = 200
     max_request_bytes: int = 1_048_576
 

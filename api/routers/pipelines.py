@@ -42,8 +42,8 @@ def list_pipelines(
 def create_pipeline(body: writes.PipelineCreate, session: SessionDep,
                     enterprise_id: EnterpriseDep) -> JSONResponse:
     """`name` and `description`; optionally `stages`, each with `device_ids`,
-    `device_group_ids` and `operations`, to create the whole pipeline at once (what
-    `fleetpipe pipelines apply` sends). Everything is checked before anything is written."""
+    `device_group_ids` and `operations`, to create the whole pipeline at once. Everything is
+    checked before anything is written."""
     row = writes.create_pipeline(session, enterprise_id, body)
     return respond(present.pipeline_detail(session, row), 201)
 
