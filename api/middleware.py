@@ -14,7 +14,7 @@ log = logging.getLogger("fleetpipe.api")
 
 CANONICAL_BASE = "/api/pipelines/v0"
 # The served documents write paths relative to /api (`/pipelines/v0/...`) and to /api/pipelines
-# (`/v0/...`); both are served as aliases of the canonical base (DESIGN §4).
+# (`/v0/...`); both are served as aliases of the canonical base (docs/api.md).
 ALIASES = ("/pipelines/v0", "/v0")
 ORIGINAL_PATH = "fleetpipe.original_path"
 

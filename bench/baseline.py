@@ -1,5 +1,5 @@
 """Bare Temporal, for comparison: a tree of child workflows whose leaves each run one trivial
-activity (the DESIGN §6 baseline shape: at most 100 children per parent).
+activity (the baseline shape measured in docs/architecture.md: at most 100 children per parent).
 
 `python -m bench.baseline --address HOST:PORT --task-queue Q` runs its worker in a process of
 its own (as the product's worker runs in one), with the product worker's concurrency limits.

@@ -41,8 +41,9 @@ def temporal_command(
     namespace: str = "default",
     search_attributes: Mapping[str, str] = SEARCH_ATTRIBUTES,
 ) -> list[str]:
-    """`temporal server start-dev` on a persistent SQLite file in WAL mode (DESIGN §6: ~5× the
-    throughput of the default journal), with our search attributes registered."""
+    """`temporal server start-dev` on a persistent SQLite file in WAL mode (~5× the throughput
+    of the default journal, measured here: docs/architecture.md), with our search attributes
+    registered."""
     argv = [
         binary,
         "server",

@@ -1,6 +1,6 @@
 """Ids derived from other ids, so every process computes the same one without asking the store.
 
-Workflow ids follow the row ids (DESIGN §5), so the API can message any run directly.
+Workflow ids follow the row ids, so the API can message any run directly.
 """
 
 from __future__ import annotations

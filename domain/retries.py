@@ -1,6 +1,6 @@
-"""Sending a finished target run again (POST .../command, DESIGN §4): the rules, as data.
+"""Sending a finished target run again (POST .../command): the rules, as data.
 
-A terminal status never changes (DESIGN §3), so "again" is a new target run for the same
+A terminal status never changes, so "again" is a new target run for the same
 device x operation in the same stage run (a retry row, `retry_of` the old one); the old row keeps
 its status and its command history and points at its successor (`superseded_by`). Roll-ups
 count only current rows (not superseded).

@@ -17,7 +17,7 @@ class PipelineRunInput:
     pipeline_run_id: str
     enterprise_id: str
     search_attributes: bool = True
-    stage_window: int = 200  # in-flight target runs per stage run (DESIGN §6: <= 500)
+    stage_window: int = 200  # in-flight target runs per stage run (<= 500: docs/scale.md)
     stage_history_budget: int = 4_000
 
 

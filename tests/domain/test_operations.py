@@ -1,4 +1,4 @@
-"""domain.operations: the operation types of DESIGN §2 and their required arguments."""
+"""domain.operations: the operation types and their required arguments."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from domain.operations import OPERATION_TYPES, InvalidOperation, validate_operation
 
-# DESIGN §2 names these types; INSTALL needs at least the package and the version.
+# The Esper v0 model names these types; INSTALL needs at least the package and the version.
 VALID = {
     "INSTALL": {"package_name": "com.example.app", "app_version": "1.2.3"},
     "UNINSTALL": {"package_name": "com.example.app"},

@@ -7,7 +7,7 @@ import pytest
 from domain.rollups import pipeline_outcome, stage_outcome, target_status_for_command
 from domain.statuses import STATUSES, RunKind, can_transition, transition_path
 
-# DESIGN §3 (reference: target run statuses): what each command status means for its target.
+# The reference's target run statuses: what each command status means for its target.
 COMMAND_TO_TARGET = {
     "scheduled": "processing",  # the command request is created while the target processes
     "queued": "dispatched",

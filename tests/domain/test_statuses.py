@@ -1,7 +1,7 @@
 """domain.statuses: the four status sets, every allowed and forbidden move, parsing, paths.
 
-The expected tables below are written from DESIGN §3 (the reference documents' lists, the
-normal paths, and the cascade rules), not read back from the module under test.
+The expected tables below are written from the reference documents' lists, the normal paths
+and the cascade rules (docs/architecture.md), not read back from the module under test.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from domain.statuses import (
 P, S, T, C = RunKind.PIPELINE, RunKind.STAGE, RunKind.TARGET, RunKind.COMMAND
 KINDS = [P, S, T, C]
 
-# ---- the reference documents' lists (DESIGN §3), in their order ---------------------------
+# ---- the reference documents' lists, in their order ----------------------------------------
 REFERENCE_STATUSES = {
     P: ("pending", "queued", "processing", "running", "waiting", "complete", "success",
         "failure", "cancelled", "invalid", "timeout"),
@@ -48,7 +48,7 @@ REFERENCE_TERMINAL = {
 }
 ENUMS = {P: PipelineRunStatus, S: StageRunStatus, T: TargetRunStatus, C: CommandStatus}
 
-# ---- every allowed move (DESIGN §3) ---------------------------------------------------------
+# ---- every allowed move ------------------------------------------------------------------------
 # Pipeline run: the normal path with waiting <-> running (manual gate, pause/resume); no stages
 # -> invalid at processing; cancel and timeout from every open status; complete only decides.
 # Stage run: same without waiting. Target run: cancelled only while pending/queued/processing
@@ -91,7 +91,7 @@ EXPECTED_ALLOWED: dict[RunKind, dict[str, set[str]]] = {
     },
 }
 
-# The normal paths of DESIGN §3, each ending in one of its outcomes.
+# The normal paths (docs/architecture.md), each ending in one of its outcomes.
 NORMAL_PATHS: dict[RunKind, list[list[str]]] = {
     P: [["pending", "queued", "processing", "running", "waiting", "complete", end]
         for end in ("success", "failure")],
@@ -218,7 +218,7 @@ def test_backward_cases_cover_the_paths():
     pytest.param(T, "dispatched", "invalid", id="target_run:dispatched->invalid"),
 ])
 def test_a_target_out_at_the_gateway_never_ends_cancelled_or_invalid(kind, current, new):
-    """DESIGN §3: a dispatched or running target gets a cancel request sent to its command and
+    """A dispatched or running target gets a cancel request sent to its command and
     ends failure once the command is cancelled; it never becomes `cancelled` by any walk."""
     assert not can_transition(kind, current, new)
     assert transition_path(kind, current, new) == []
