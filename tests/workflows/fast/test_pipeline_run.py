@@ -32,7 +32,7 @@ async def test_cancel_stops_the_stage_and_its_targets_and_cancels_dispatched_com
     rows = store.targets(stage)
     assert sorted(r.status for r in rows) == ["cancelled", "cancelled", "failure", "failure"]
     dispatched = [r for r in rows if r.command_id is not None]
-    assert sorted(r.run_id for r, in zip(dispatched)) == sorted(t for t, _ in store.dispatches)
+    assert sorted(r.run_id for r in dispatched) == sorted(t for t, _ in store.dispatches)
     assert {(r.status, r.command_status) for r in dispatched} == {("failure", "cancelled")}
     assert sorted(store.cancelled_commands) == sorted(fleet.commands)
     assert all(c.cancel_requested for c in fleet.commands.values())
