@@ -15,6 +15,7 @@ from temporalio.worker import Replayer
 from tests.workflows.test_replay import HISTORIES
 from worker import WORKFLOWS
 from workflows import names
+from workflows.converter import DATA_CONVERTER
 from workflows.messages import PipelineRunInput, PipelineRunResult
 from workflows.pipeline_run import PipelineRunWorkflow
 
@@ -38,10 +39,10 @@ def _committed_pipeline_history() -> WorkflowHistory:
 
 async def test_a_changed_workflow_fails_to_replay_a_committed_history():
     history = _committed_pipeline_history()
-    await Replayer(workflows=WORKFLOWS).replay_workflow(history)  # today's code: clean
+    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)  # today's code: clean
     changed = [PipelineRunWithExtraTimer if w is PipelineRunWorkflow else w for w in WORKFLOWS]
     with pytest.raises(workflow.NondeterminismError):
-        await Replayer(workflows=changed).replay_workflow(history)
-    result = await Replayer(workflows=changed).replay_workflow(history,
+        await Replayer(workflows=changed, data_converter=DATA_CONVERTER).replay_workflow(history)
+    result = await Replayer(workflows=changed, data_converter=DATA_CONVERTER).replay_workflow(history,
                                                                raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError)

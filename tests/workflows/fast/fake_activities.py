@@ -37,17 +37,15 @@ from activities.messages import (
     RecordStatusesInput,
     RecordStatusesResult,
     ResumeTargetsInput,
-    RetriedTargetMsg,
     RetriedTargets,
     RetryTargetInput,
-    StagePlanMsg,
-    StageRunInfoMsg,
     StageRunRef,
     TargetCounts,
     TargetPage,
     TargetPageInput,
 )
 from domain.ids import command_id, target_run_id
+from domain.records import RetriedTarget, StagePlan, StageRunInfo
 from domain.retries import EARLIER_OPERATION_FAILED, RETRYABLE
 from domain.schemas import DEFAULT_PIPELINE_TIMEOUT_SECONDS, DEFAULT_STAGE_TIMEOUT_SECONDS
 from domain.statuses import RunKind, is_terminal, transition_path
@@ -258,7 +256,7 @@ class FakeRunStore:
     async def record_statuses(self, request: RecordStatusesInput) -> RecordStatusesResult:
         self.calls.append(names.RECORD_STATUSES)
         return RecordStatusesResult([
-            self._apply(c.run_id, c.status, _at(c.at_epoch), c.reason, c.fields)
+            self._apply(c.run_id, c.status, c.at, c.reason, c.fields)
             for c in request.changes])
 
     @activity.defn(name=names.PREPARE_PIPELINE_RUN)
@@ -266,7 +264,7 @@ class FakeRunStore:
         self.calls.append(names.PREPARE_PIPELINE_RUN)
         assert ref.pipeline_run_id == self.pipeline_run_id
         return PreparedPipelineRun(self.timeout_seconds, [
-            StageRunInfoMsg(stage_run_id=s.run_id, order=s.order, name=s.spec.name,
+            StageRunInfo(stage_run_id=s.run_id, order=s.order, name=s.spec.name,
                             trigger=s.spec.trigger, timeout_seconds=s.spec.timeout_seconds,
                             rollout=s.spec.rollout, status=s.status)
             for s in self.stages])
@@ -280,7 +278,7 @@ class FakeRunStore:
         return ClosedCount(len(pending))
 
     @activity.defn(name=names.MATERIALIZE_TARGETS)
-    async def materialize_targets(self, ref: StageRunRef) -> StagePlanMsg:
+    async def materialize_targets(self, ref: StageRunRef) -> StagePlan:
         self.calls.append(names.MATERIALIZE_TARGETS)
         stage = self._stage(ref.stage_run_id)
         if not stage.operation_ids:  # once: a second call finds the same plan
@@ -289,8 +287,8 @@ class FakeRunStore:
             for device_id in stage.spec.devices:
                 self._add_targets(stage, device_id)
         if not stage.device_count:
-            return StagePlanMsg([], 0, "the stage has no targets")
-        return StagePlanMsg(list(stage.operation_ids), stage.device_count)
+            return StagePlan([], 0, "the stage has no targets")
+        return StagePlan(list(stage.operation_ids), stage.device_count)
 
     @activity.defn(name=names.NEXT_TARGET_PAGE)
     async def next_target_page(self, request: TargetPageInput) -> TargetPage:
@@ -298,7 +296,7 @@ class FakeRunStore:
         firsts = [r for r in self.targets(self._stage(request.stage_run_id))
                   if r.op_index == 0 and r.generation == 0 and r.superseded_by is None
                   and r.device_seq > request.after_seq]
-        return TargetPage([[r.device_seq, r.device_id] for r in firsts[:request.limit]])
+        return TargetPage([(r.device_seq, r.device_id) for r in firsts[:request.limit]])
 
     @activity.defn(name=names.CLOSE_PENDING_TARGETS)
     async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:
@@ -355,7 +353,7 @@ class FakeRunStore:
         self.fleet.cancel(request.command_id)
 
     @activity.defn(name=names.RETRY_TARGET_RUN)
-    async def retry_target_run(self, request: RetryTargetInput) -> RetriedTargetMsg:
+    async def retry_target_run(self, request: RetryTargetInput) -> RetriedTarget:
         self.calls.append(names.RETRY_TARGET_RUN)
         row = self._target_row(request.stage_run_id, request.target_run_id)
         if row.superseded_by is None:
@@ -373,7 +371,7 @@ class FakeRunStore:
             if row.superseded_by is not None or _was_cascaded(row):
                 items.append(_retried(row, self._replace(row)))
             else:  # still pending, say: it runs as it is
-                items.append(RetriedTargetMsg(row.run_id, row.device_id, row.op_index,
+                items.append(RetriedTarget(row.run_id, row.device_id, row.op_index,
                                               row.generation))
         return RetriedTargets(items)
 
@@ -388,8 +386,8 @@ def _was_cascaded(row: TargetRow) -> bool:
             and row.reason == EARLIER_OPERATION_FAILED)
 
 
-def _retried(old: TargetRow, new: TargetRow) -> RetriedTargetMsg:
-    return RetriedTargetMsg(
+def _retried(old: TargetRow, new: TargetRow) -> RetriedTarget:
+    return RetriedTarget(
         target_run_id=new.run_id, device_id=old.device_id, operation_order=old.op_index,
         generation=new.generation, retry_of=old.run_id, replaced_status=old.status,
         replaced_command_status=old.command_status)
