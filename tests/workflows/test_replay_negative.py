@@ -39,10 +39,11 @@ def _committed_pipeline_history() -> WorkflowHistory:
 
 async def test_a_changed_workflow_fails_to_replay_a_committed_history():
     history = _committed_pipeline_history()
-    await Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER).replay_workflow(history)  # today's code: clean
-    changed = [PipelineRunWithExtraTimer if w is PipelineRunWorkflow else w for w in WORKFLOWS]
+    today = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+    await today.replay_workflow(history)  # today's code: clean
+    changed = Replayer(data_converter=DATA_CONVERTER, workflows=[
+        PipelineRunWithExtraTimer if w is PipelineRunWorkflow else w for w in WORKFLOWS])
     with pytest.raises(workflow.NondeterminismError):
-        await Replayer(workflows=changed, data_converter=DATA_CONVERTER).replay_workflow(history)
-    result = await Replayer(workflows=changed, data_converter=DATA_CONVERTER).replay_workflow(history,
-                                                               raise_on_replay_failure=False)
+        await changed.replay_workflow(history)
+    result = await changed.replay_workflow(history, raise_on_replay_failure=False)
     assert isinstance(result.replay_failure, workflow.NondeterminismError)
