@@ -34,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         TargetPageInput,
     )
     from domain import rollout
+    from domain.actions import stage_run_takes_targets
     from domain.ids import target_run_id, target_run_workflow_id
     from domain.retries import EARLIER_OPERATION_FAILED, failure_kind
     from domain.rollups import stage_outcome
@@ -260,7 +261,7 @@ class StageRunWorkflow:
 
     def _check_open(self, action: str) -> None:
         # Running, not processing: targets can be added once the stage made its own.
-        if self._status != _S.RUNNING or self._c.stop_status:
+        if not stage_run_takes_targets(self._status, stopping=bool(self._c.stop_status)):
             raise ApplicationError(
                 f"cannot {action} stage run {self._in.stage_run_id}: it is {self._status}"
                 + (" and stopping" if self._c.stop_status else ""), type="InvalidAction")
