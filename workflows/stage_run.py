@@ -260,7 +260,6 @@ class StageRunWorkflow:
             self._take_retry(item)
 
     def _check_open(self, action: str) -> None:
-        # Running, not processing: targets can be added once the stage made its own.
         if not stage_run_takes_targets(self._status, stopping=bool(self._c.stop_status)):
             raise ApplicationError(
                 f"cannot {action} stage run {self._in.stage_run_id}: it is {self._status}"
