@@ -19,7 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
-from devices.events import CommandEventRelay
+from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
 from settings import Settings, get_settings

@@ -19,7 +19,6 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from api.deps import TemporalConnection
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
 from api.key_cache import KeyCache
@@ -41,6 +40,8 @@ from api.routers import (
     target_lists,
     target_runs,
 )
+from control.connection import TemporalConnection
+from control.service import RunControl
 from settings import Settings, get_settings
 from store.engine import create_schema, make_engine
 
@@ -131,8 +132,10 @@ def create_app(
     temporal_client: Client | None = None,
 ) -> FastAPI:
     """The API. Without `engine` the lifespan opens (and creates the schema of) the settings'
-    database; without `temporal_client` it connects to Temporal on first need."""
+    database; without `temporal_client` the run-control service connects to Temporal on first
+    need."""
     settings = settings or get_settings()
+    temporal = TemporalConnection(settings, temporal_client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,12 +143,14 @@ def create_app(
         if owned:
             app.state.engine = make_engine(settings.resolved_database_url())
             create_schema(app.state.engine)
+            app.state.control = RunControl(app.state.engine, temporal, settings)
         try:
             yield
         finally:
             if owned:
                 app.state.engine.dispose()
                 app.state.engine = None
+                app.state.control = None
 
     app = FastAPI(
         title="fleetpipe",
@@ -161,7 +166,9 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.temporal = TemporalConnection(settings, temporal_client)
+    # The run-control service is built once, with the engine: here when one is given (an ASGI
+    # client in tests may not run the lifespan), else in the lifespan that opens it.
+    app.state.control = RunControl(engine, temporal, settings) if engine is not None else None
     app.state.key_cache = KeyCache()
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)

@@ -1,12 +1,11 @@
-"""What routes receive, as `Annotated` dependencies: settings, the engine and a session, the
-Temporal client, the caller's enterprise, and the list paging parameters."""
+"""What routes receive, as `Annotated` dependencies: a database session, the run-control
+service, the caller's enterprise, and the list paging parameters."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Annotated, TypeVar
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import Depends, Query, Request
@@ -14,50 +13,14 @@ from fastapi.security import APIKeyHeader
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
-from temporalio.client import Client
 
 from api.errors import ApiError
 from api.key_cache import KeyCache
-from settings import Settings
+from control.service import RunControl
 from store.tokens import enterprise_for_hash, hash_key
-from workflows.converter import DATA_CONVERTER
 
-T = TypeVar("T")
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
-
-
-class TemporalConnection:
-    """The Temporal client, created once: given at startup, or connected on first use (so the
-    definitions endpoints work while Temporal is still starting)."""
-
-    def __init__(self, settings: Settings, client: Client | None = None) -> None:
-        self._settings = settings
-        self._client = client
-        self._lock = asyncio.Lock()
-
-    async def get(self) -> Client:
-        if self._client is not None:
-            return self._client
-        async with self._lock:
-            if self._client is None:
-                try:
-                    self._client = await Client.connect(
-                        self._settings.temporal_address,
-                        namespace=self._settings.temporal_namespace,
-                        data_converter=DATA_CONVERTER,
-                    )
-                except Exception as exc:  # the SDK raises plain RuntimeError on connect
-                    raise ApiError(
-                        503,
-                        f"Temporal is not reachable at {self._settings.temporal_address}: "
-                        "runs cannot be started or changed right now",
-                    ) from exc
-        return self._client
-
-
-def get_settings_dep(request: Request) -> Settings:
-    return request.app.state.settings
 
 
 def get_engine(request: Request) -> Engine:
@@ -69,10 +32,10 @@ def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Sess
         yield session
 
 
-def get_temporal(request: Request) -> TemporalConnection:
-    """The connection, not yet the client: a request refused before it reaches Temporal
-    (bad input, a finished run) never waits on a connection."""
-    return request.app.state.temporal
+def get_control(request: Request) -> RunControl:
+    """The run-control service, built once with the app. It connects to Temporal only when an
+    action gets past its pre-checks: a request refused earlier never waits on a connection."""
+    return request.app.state.control
 
 
 _auth_header = APIKeyHeader(
@@ -124,25 +87,8 @@ def get_paging(
     return Paging(limit=limit, offset=offset)
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
-EngineDep = Annotated[Engine, Depends(get_engine)]
 SessionDep = Annotated[Session, Depends(get_session)]
-TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
+ControlDep = Annotated[RunControl, Depends(get_control)]
 EnterpriseDep = Annotated[UUID, Depends(get_enterprise)]
 PagingDep = Annotated[Paging, Depends(get_paging)]
 
-
-def reader(engine: Engine, work: Callable[[Session], T]) -> Callable[[], T]:
-    """A blocking function running store work in its own session (see `in_session`)."""
-
-    def call() -> T:
-        with Session(engine, expire_on_commit=False) as session:
-            return work(session)
-
-    return call
-
-
-async def in_session(engine: Engine, work: Callable[[Session], T]) -> T:
-    """Run store work in a worker thread with its own session, from an async route (one that
-    also talks to Temporal), so the event loop never waits on the database."""
-    return await asyncio.to_thread(reader(engine, work))

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
+from control.errors import ActionRefused, Missing, RunsUnavailable
 from domain.operations import InvalidOperation
 from store.pipelines import InvalidDefinition
 from store.queries import InvalidQuery, NotFound, RunNotTerminal
@@ -98,6 +99,18 @@ async def _bad_field(_: Request, exc: InvalidDefinition | InvalidQuery | Invalid
     return error_response(400, str(exc), field=exc.field)
 
 
+async def _action_refused(_: Request, exc: ActionRefused) -> JSONResponse:
+    return error_response(400, str(exc), field=exc.field, allowed=exc.allowed)
+
+
+async def _missing(_: Request, exc: Missing) -> JSONResponse:
+    return error_response(404, str(exc))
+
+
+async def _runs_unavailable(_: Request, exc: RunsUnavailable) -> JSONResponse:
+    return error_response(503, str(exc))
+
+
 async def _not_terminal(_: Request, exc: RunNotTerminal) -> JSONResponse:
     return error_response(400, str(exc), field="status")
 
@@ -110,3 +123,6 @@ def install_error_handlers(app: FastAPI) -> None:
     for kind in (InvalidDefinition, InvalidQuery, InvalidOperation):
         app.add_exception_handler(kind, _bad_field)  # type: ignore[arg-type]
     app.add_exception_handler(RunNotTerminal, _not_terminal)  # type: ignore[arg-type]
+    app.add_exception_handler(ActionRefused, _action_refused)  # type: ignore[arg-type]
+    app.add_exception_handler(Missing, _missing)  # type: ignore[arg-type]
+    app.add_exception_handler(RunsUnavailable, _runs_unavailable)  # type: ignore[arg-type]

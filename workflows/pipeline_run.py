@@ -19,6 +19,12 @@ with workflow.unsafe.imports_passed_through():
         PipelineRunRef,
     )
     from activities.run_activities import RunActivities
+    from domain.actions import (
+        ACTIONS,
+        pipeline_run_actions,
+        stage_run_cancellable,
+        stage_run_promotable,
+    )
     from domain.ids import stage_run_workflow_id
     from domain.records import StageRunInfo
     from domain.rollups import pipeline_outcome
@@ -107,14 +113,8 @@ class PipelineRunWorkflow:
                 f"{self._status!r} takes; allowed now: {', '.join(allowed) or 'none'}")
 
     def _allowed_run_actions(self) -> list[str]:
-        if self._is_over() or self._stop_status:
-            return []
-        actions = [_P.CANCELLED.value]
-        if self._status in (_P.RUNNING, _P.WAITING) and not self._paused:
-            actions.append(_P.WAITING.value)
-        if self._paused or self._waiting_for:
-            actions.append(_P.RUNNING.value)
-        return actions
+        return pipeline_run_actions(self._status, stopping=bool(self._stop_status),
+                                    paused=self._paused, at_gate=bool(self._waiting_for))
 
     @workflow.update(name=names.UPDATE_SET_STAGE_STATUS)
     async def set_stage_status(self, request: StageStatusRequest) -> RunState:
@@ -137,20 +137,22 @@ class PipelineRunWorkflow:
         except ValueError as bad:
             raise _invalid(str(bad)) from None
         stage = self._stage(request.stage_run_id)
+        if wanted not in ACTIONS[RunKind.STAGE]:
+            raise _invalid(
+                f"status {wanted!r} is not an action on a stage run; allowed: queued "
+                "(promote), cancelled")
+        stopping = bool(self._stop_status)
         if wanted == _S.QUEUED:
-            if self._waiting_for != request.stage_run_id or self._stop_status:
+            if not stage_run_promotable(request.stage_run_id, waiting_for=self._waiting_for,
+                                        stopping=stopping):
                 at = (f"it waits at stage run {self._waiting_for}" if self._waiting_for
                       else "it waits at no gate")
                 raise _invalid(
                     f"stage run {stage.name!r} cannot be promoted: the pipeline run is "
                     f"{self._status} and {at}")
-        elif wanted == _S.CANCELLED:
-            if self._is_over() or self._stop_status or is_terminal(RunKind.STAGE, stage.status):
-                raise _invalid(f"stage run {stage.name!r} is already {stage.status}")
-        else:
-            raise _invalid(
-                f"status {wanted!r} is not an action on a stage run; allowed: queued "
-                "(promote), cancelled")
+        elif not stage_run_cancellable(stage.status, pipeline_status=self._status,
+                                       stopping=stopping):
+            raise _invalid(f"stage run {stage.name!r} is already {stage.status}")
 
     @workflow.query(name=names.QUERY_RUN_STATE)
     def state(self) -> RunState:

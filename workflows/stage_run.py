@@ -27,6 +27,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from activities.run_activities import RunActivities
     from domain import rollout
+    from domain.actions import stage_run_takes_targets
     from domain.ids import target_run_id, target_run_workflow_id
     from domain.records import RetriedTarget
     from domain.retries import EARLIER_OPERATION_FAILED, failure_kind
@@ -254,8 +255,7 @@ class StageRunWorkflow:
             self._take_retry(item)
 
     def _check_open(self, action: str) -> None:
-        # Running, not processing: targets can be added once the stage made its own.
-        if self._status != _S.RUNNING or self._c.stop_status:
+        if not stage_run_takes_targets(self._status, stopping=bool(self._c.stop_status)):
             raise ApplicationError(
                 f"cannot {action} stage run {self._in.stage_run_id}: it is {self._status}"
                 + (" and stopping" if self._c.stop_status else ""), type="InvalidAction")

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 with workflow.unsafe.imports_passed_through():
     from activities.messages import CancelCommandInput, DispatchInput
     from activities.run_activities import RunActivities
+    from domain.actions import command_cancellable
     from domain.commands import CommandEvent
     from domain.rollout import failure_type_of
     from domain.rollups import target_status_for_command
@@ -101,7 +102,7 @@ class TargetRunWorkflow:
             raise ApplicationError(
                 f"command {request.command_id} is not this target run's active command "
                 f"({self._command_id or 'none yet'})", type="InvalidAction")
-        if self._command_status and is_terminal(RunKind.COMMAND, self._command_status):
+        if self._command_status and not command_cancellable(self._command_status):
             raise ApplicationError(
                 f"command {request.command_id} is already {self._command_status}",
                 type="InvalidAction")

@@ -1,5 +1,5 @@
 """A target run's device command (reference document 000), and the device-event endpoint a
-gateway reports command progress to (DESIGN §4)."""
+gateway reports command progress to (passed on to the run through run control)."""
 
 from __future__ import annotations
 
@@ -7,24 +7,12 @@ from uuid import UUID
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlmodel import Session
-from temporalio.service import RPCError
 
 from api import present
-from api.actions import (
-    COMMAND_ACTIONS,
-    Sent,
-    action_response,
-    answer_deadline,
-    parse_action,
-    parse_filter,
-    refused,
-    send_update,
-    settle,
-)
-from api.deps import EngineDep, EnterpriseDep, SessionDep, TemporalDep, in_session, reader
+from api.deps import ControlDep, EnterpriseDep, SessionDep
 from api.envelope import Envelope, error_responses, respond
-from api.errors import ApiError
+from api.filters import parse_status_field
+from api.outcomes import respond_outcome
 from api.schemas import (
     CommandPublic,
     CommandRequest,
@@ -32,33 +20,21 @@ from api.schemas import (
     DeviceEventIn,
     DeviceEventResult,
 )
-from devices.events import CommandEventRelay
+from control.service import CommandState, current_command
 from domain.commands import CommandEvent
-from domain.ids import stage_run_workflow_id, target_run_workflow_id
-from domain.ids import target_run_id as target_run_id_of
-from domain.statuses import RunKind, StageRunStatus, is_terminal
-from store import queries, run_records
-from store.commands import UnknownCommand
+from domain.statuses import RunKind
 from store.runs import TargetRun
-from workflows.messages import (
-    CommandCancelRequest,
-    TargetRetryRequest,
-    TargetRetryResult,
-)
-from workflows.names import UPDATE_CANCEL_COMMAND, UPDATE_RETRY_TARGET
 
 router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
 COMMAND = "/stageruns/{stage_run_id}/targetruns/{target_run_id}/command"
 
 
-def _command_of(session: Session, enterprise_id: UUID, stage_run_id: UUID,
-                target_run_id: UUID) -> dict:
-    target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
-    if target_run.command_id is None:
-        raise ApiError(404, f"target run {target_run_id} has no command yet (it is "
-                       f"{target_run.status})")
-    command = queries.get_command(session, enterprise_id, target_run.command_id)
-    return present.command(command, queries.command_events(session, command.id))
+def _command(state: CommandState) -> dict:
+    return present.command(state.command, state.events)
+
+
+def _command_or_target_run(state: CommandState | TargetRun) -> dict:
+    return _command(state) if isinstance(state, CommandState) else present.target_run(state)
 
 
 @router.get(COMMAND, name="get_target_run_command",
@@ -68,7 +44,8 @@ def get_target_run_command(stage_run_id: UUID, target_run_id: UUID, session: Ses
                            enterprise_id: EnterpriseDep) -> JSONResponse:
     """The target run's current command: its status (`request_status`), what the device
     reported, and every event in arrival order."""
-    return respond(_command_of(session, enterprise_id, stage_run_id, target_run_id))
+    return respond(_command(current_command(session, enterprise_id, stage_run_id,
+                                            target_run_id)))
 
 
 @router.post(COMMAND, name="create_target_run_command",
@@ -77,9 +54,8 @@ def get_target_run_command(stage_run_id: UUID, target_run_id: UUID, session: Ses
 async def create_target_run_command(
     stage_run_id: UUID,
     target_run_id: UUID,
-    engine: EngineDep,
     enterprise_id: EnterpriseDep,
-    temporal: TemporalDep,
+    control: ControlDep,
     body: CommandRequest | None = None,
 ) -> JSONResponse:
     """Sends the stage's operation again to a finished target run, while its stage run is
@@ -98,60 +74,8 @@ async def create_target_run_command(
     waits (the run is paused, a rate limit, a full window) the answer is 200 with the new target
     run itself and a message saying it is queued. The body (AndroidCommandRequest) is accepted
     and not used: a target run always sends its stage's operation."""
-    deadline = answer_deadline()
-
-    def check(session: Session) -> tuple[TargetRun, str]:
-        target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
-        stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
-        status, command_status = target_run.status, target_run.command_status
-        if target_run.command_id and command_status and not is_terminal(RunKind.COMMAND,
-                                                                         command_status):
-            raise ApiError(400, f"command: target run {target_run_id} already has an active "
-                           f"command {target_run.command_id} ({command_status})", field="command")
-        if not is_terminal(RunKind.TARGET, status):
-            raise ApiError(400, f"command: target run {target_run_id} is {status}: its command "
-                           "is being created by the run itself", field="command")
-        refusal = run_records.retry_refusal(session, target_run)
-        if refusal is not None:
-            raise ApiError(400, f"command: {refusal}", field="command", allowed=refusal.allowed)
-        return target_run, stage_run.status
-
-    old, stage_status = await in_session(engine, check)
-    verb = "send a target run of it again"
-    if stage_status != StageRunStatus.RUNNING:
-        raise refused(stage_status, "stage run", verb)
-    sent = await send_update(
-        temporal, stage_run_workflow_id(stage_run_id), UPDATE_RETRY_TARGET,
-        TargetRetryRequest(target_run_id=str(target_run_id), device_id=str(old.target_id),
-                           operation_index=old.operation_order),
-        result_type=TargetRetryResult, deadline=deadline,
-        closed=lambda: refused(stage_status, "stage run", verb), field="command")
-    # The retry row's id is derived, so it is known even before the run answers.
-    new_id = target_run_id_of(stage_run_id, old.target_id, old.stage_run_operation_id,
-                              old.generation + 1)
-
-    def new_state(session: Session) -> tuple[TargetRun | None, dict | None]:
-        rows = queries.get_target_runs(session, [new_id])
-        if not rows or rows[0].command_id is None:
-            return (rows[0] if rows else None), None
-        command = queries.get_command(session, enterprise_id, rows[0].command_id)
-        return rows[0], present.command(command, queries.command_events(session, command.id))
-
-    read = reader(engine, new_state)
-    waiting = sent.result.waiting if sent.result is not None else ""
-    state = await settle(read, lambda st: not sent.answered or bool(waiting)
-                         or st[1] is not None, deadline)
-    row, command = state
-    if not sent.answered:
-        return action_response(present.target_run(row if row is not None else old), sent)
-    if command is not None:
-        return respond(command, 200, f"Sent again as target run {new_id}")
-    assert row is not None  # the run answered: the row exists
-    why = f" ({waiting})" if waiting else ""
-    return respond(present.target_run(row), 200,
-                   f"Queued: target run {new_id} replaces {target_run_id} and sends the "
-                   f"command when its turn in the stage's window comes{why}; read "
-                   f".../targetruns/{new_id}/command then")
+    outcome = await control.send_target_run_again(enterprise_id, stage_run_id, target_run_id)
+    return respond_outcome(outcome, _command_or_target_run)
 
 
 @router.put(COMMAND + "/{command_id}", name="update_target_run_command",
@@ -162,34 +86,14 @@ async def update_target_run_command(
     target_run_id: UUID,
     command_id: UUID,
     body: CommandUpdate,
-    engine: EngineDep,
     enterprise_id: EnterpriseDep,
-    temporal: TemporalDep,
+    control: ControlDep,
 ) -> JSONResponse:
     """`request_status: cancelled` asks the gateway to cancel the command; its target run then
     ends `failure` once the command reports `cancelled`."""
-    deadline = answer_deadline()
-    parse_action(RunKind.COMMAND, body.request_status, COMMAND_ACTIONS, field="request_status",
-                 noun="command")
-
-    def check(session: Session) -> str:
-        target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
-        command = queries.get_command(session, enterprise_id, command_id)
-        if command.target_run_id != target_run.id:
-            raise queries.NotFound("command", command_id)
-        return command.status
-
-    status = await in_session(engine, check)
-    if is_terminal(RunKind.COMMAND, status):
-        raise refused(status, "command", "cancel it")
-    sent: Sent[None] = await send_update(
-        temporal, target_run_workflow_id(target_run_id), UPDATE_CANCEL_COMMAND,
-        CommandCancelRequest(command_id=str(command_id)), deadline=deadline,
-        closed=lambda: refused(status, "command", "cancel it"), field="request_status")
-    read = reader(engine, lambda s: _command_of(s, enterprise_id, stage_run_id, target_run_id))
-    content = await settle(read, lambda c: not sent.answered
-                           or is_terminal(RunKind.COMMAND, c["status"]), deadline)
-    return action_response(content, sent)
+    outcome = await control.cancel_command(enterprise_id, stage_run_id, target_run_id,
+                                           command_id, body.request_status)
+    return respond_outcome(outcome, _command)
 
 
 @router.post("/commands/{command_id}/events", name="post_command_event",
@@ -198,26 +102,15 @@ async def update_target_run_command(
 async def post_command_event(
     command_id: UUID,
     body: DeviceEventIn,
-    engine: EngineDep,
     enterprise_id: EnterpriseDep,
-    temporal: TemporalDep,
+    control: ControlDep,
 ) -> JSONResponse:
     """How a gateway reports a command's progress: `{status, reason?, output?, sequence?}`.
     Duplicates and out-of-order events are recorded but change nothing (a status never moves
     backwards), so a gateway may safely resend."""
-    status = parse_filter(RunKind.COMMAND, body.status)
-    assert status is not None
-    await in_session(engine, lambda s: queries.get_command(s, enterprise_id, command_id))
-    relay = CommandEventRelay(engine, await temporal.get())
-    event = CommandEvent(command_id=str(command_id), status=status, reason=body.reason,
-                         output=dict(body.output), sequence=body.sequence)
-    try:
-        recorded = await relay.record_and_signal(command_id, [event])
-    except UnknownCommand:
-        raise queries.NotFound("command", command_id) from None
-    except RPCError:
-        raise ApiError(503, "the event is recorded; passing it to the run failed and will be "
-                       "retried") from None
+    event = CommandEvent(command_id=str(command_id),
+                         status=parse_status_field(RunKind.COMMAND, body.status),
+                         reason=body.reason, output=dict(body.output), sequence=body.sequence)
+    recorded = await control.report_command_event(enterprise_id, command_id, event)
     return respond({"command_id": str(command_id), "status": recorded.status,
                     "applied": len(recorded.applied), "received": 1})
-

@@ -1,11 +1,10 @@
 """Pipeline runs (reference document 003): `/runs` and `/pipelines/{pipeline_id}/runs/...`.
 
-Reads come from the store; starting a run and every status action go to Temporal.
+Reads come from the store; starting a run and every status action go through run control.
 """
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -13,36 +12,14 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.actions import (
-    PIPELINE_RUN_ACTIONS,
-    action_response,
-    answer_deadline,
-    parse_action,
-    parse_filter,
-    refused,
-    send_update,
-    settle,
-)
-from api.deps import (
-    EngineDep,
-    EnterpriseDep,
-    PagingDep,
-    SessionDep,
-    SettingsDep,
-    TemporalDep,
-    in_session,
-    reader,
-)
+from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import Envelope, ListContent, error_responses, respond
+from api.filters import parse_filter
+from api.outcomes import respond_outcome
 from api.pagination import respond_page
 from api.schemas import PipelineRunCreate, PipelineRunPublic, StatusAction
-from domain.ids import pipeline_run_workflow_id
-from domain.statuses import RunKind, is_terminal
+from domain.statuses import RunKind
 from store import queries
-from store.run_records import PipelineNotFound
-from workflows.launch import start_pipeline_run
-from workflows.messages import RunState, RunStatusRequest
-from workflows.names import UPDATE_SET_RUN_STATUS
 
 router = APIRouter(tags=["Pipeline Runs"], responses=error_responses(400, 401, 404))
 ONE = "/pipelines/{pipeline_id}/runs/{pipeline_run_id}"
@@ -100,24 +77,14 @@ def list_pipeline_runs(
              summary="Create a Pipeline Run", response_model=Envelope[PipelineRunPublic])
 async def create_pipeline_run(
     pipeline_id: UUID,
-    engine: EngineDep,
     enterprise_id: EnterpriseDep,
-    settings: SettingsDep,
-    temporal: TemporalDep,
+    control: ControlDep,
     body: Annotated[PipelineRunCreate | None, Body()] = None,
 ) -> JSONResponse:
     """Starts a run of the pipeline as it is now (the run keeps that snapshot). The body is an
     empty object. The run is numbered 1, 2, 3... per pipeline."""
-    await in_session(engine, lambda s: queries.get_pipeline(s, enterprise_id, pipeline_id))
-    try:
-        run = await start_pipeline_run(
-            await temporal.get(), engine, enterprise_id=enterprise_id, pipeline_id=pipeline_id,
-            task_queue=settings.task_queue, search_attributes=settings.search_attributes,
-            stage_window=settings.stage_window, trigger_type="manual", trigger_source="api")
-    except PipelineNotFound:
-        raise queries.NotFound("pipeline", pipeline_id) from None
-    row = await in_session(engine, lambda s: queries.get_pipeline_run(s, enterprise_id, run.id))
-    return respond(present.pipeline_run(row), 200, "Created")
+    started = await control.start_pipeline_run(enterprise_id, pipeline_id)
+    return respond_outcome(started, present.pipeline_run)
 
 
 @router.get(ONE, name="get_pipeline_run", summary="Get Pipeline run by pipeline run id",
@@ -134,30 +101,16 @@ async def update_pipeline_run(
     pipeline_id: UUID,
     pipeline_run_id: UUID,
     body: StatusAction,
-    engine: EngineDep,
     enterprise_id: EnterpriseDep,
-    temporal: TemporalDep,
+    control: ControlDep,
 ) -> JSONResponse:
     """`status` is an action, in any case: `cancelled` cancels the run; `waiting` pauses it
     (no new targets are dispatched; in-flight ones finish); `running` resumes it, or passes the
     manual gate it waits at. Any other value, or an action the run's state refuses, is a 400
     naming what is allowed; the response shows the run after the action."""
-    deadline = answer_deadline()
-    action = parse_action(RunKind.PIPELINE, body.status, PIPELINE_RUN_ACTIONS,
-                          noun="pipeline run")
-    read = reader(engine, lambda s: queries.get_pipeline_run(
-        s, enterprise_id, pipeline_run_id, pipeline_id))
-    before = await asyncio.to_thread(read)
-    if is_terminal(RunKind.PIPELINE, before.status):
-        raise refused(before.status, "pipeline run", f"set status {action}")
-    sent = await send_update(
-        temporal, pipeline_run_workflow_id(pipeline_run_id), UPDATE_SET_RUN_STATUS,
-        RunStatusRequest(status=action), result_type=RunState, deadline=deadline,
-        closed=lambda: refused(before.status, "pipeline run", f"set status {action}"))
-    # Cancel and pause answer once recorded; passing a gate is recorded a moment later.
-    row = await settle(read, lambda r: not sent.answered or action != "running"
-                       or r.status != before.status, deadline)
-    return action_response(present.pipeline_run(row), sent)
+    outcome = await control.set_pipeline_run_status(enterprise_id, pipeline_id, pipeline_run_id,
+                                                    body.status)
+    return respond_outcome(outcome, present.pipeline_run)
 
 
 @router.delete(ONE, name="delete_pipeline_run", summary="Delete a Pipeline Run",

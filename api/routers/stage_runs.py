@@ -3,7 +3,6 @@ and `/stageruns/{stage_run_id}/operations`."""
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 from uuid import UUID
 
@@ -11,25 +10,14 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.actions import (
-    STAGE_RUN_ACTIONS,
-    action_response,
-    answer_deadline,
-    parse_action,
-    parse_filter,
-    refused,
-    send_update,
-    settle,
-)
-from api.deps import EngineDep, EnterpriseDep, PagingDep, SessionDep, TemporalDep, reader
+from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import Envelope, ListContent, error_responses, respond
+from api.filters import parse_filter
+from api.outcomes import respond_outcome
 from api.pagination import respond_page
 from api.schemas import StageRunOperationPublic, StageRunPublic, StatusAction
-from domain.ids import pipeline_run_workflow_id
-from domain.statuses import RunKind, StageRunStatus, is_terminal
+from domain.statuses import RunKind
 from store import queries
-from workflows.messages import RunState, StageStatusRequest
-from workflows.names import UPDATE_SET_STAGE_STATUS
 
 router = APIRouter(tags=["Stage Runs"], responses=error_responses(400, 401, 404))
 ONE = "/runs/{pipeline_run_id}/stageruns/{stage_run_id}"
@@ -69,31 +57,16 @@ async def update_stage_run(
     pipeline_run_id: UUID,
     stage_run_id: UUID,
     body: StatusAction,
-    engine: EngineDep,
     enterprise_id: EnterpriseDep,
-    temporal: TemporalDep,
+    control: ControlDep,
 ) -> JSONResponse:
     """`status` is an action, in any case: `queued` promotes the stage run the pipeline run
     waits at (how a manual gate is passed); `cancelled` cancels it, and so its pipeline run.
     Anything else, or an action the run's state refuses, is a 400 naming what is allowed; the
     response shows the stage run after the action."""
-    deadline = answer_deadline()
-    action = parse_action(RunKind.STAGE, body.status, STAGE_RUN_ACTIONS, noun="stage run")
-    read = reader(engine, lambda s: queries.get_stage_run_row(
-        s, enterprise_id, stage_run_id, pipeline_run_id))
-    before = await asyncio.to_thread(read)
-    status = before.stage_run.status
-    verb = "promote it" if action == StageRunStatus.QUEUED else "cancel it"
-    if is_terminal(RunKind.STAGE, status):
-        raise refused(status, "stage run", verb)
-    sent = await send_update(
-        temporal, pipeline_run_workflow_id(pipeline_run_id), UPDATE_SET_STAGE_STATUS,
-        StageStatusRequest(stage_run_id=str(stage_run_id), status=action), result_type=RunState,
-        deadline=deadline, closed=lambda: refused(status, "stage run", verb))
-    # A promoted stage run records queued as its own workflow starts, a moment later.
-    row = await settle(read, lambda r: not sent.answered
-                       or r.stage_run.status != StageRunStatus.PENDING, deadline)
-    return action_response(present.stage_run(row), sent)
+    outcome = await control.set_stage_run_status(enterprise_id, pipeline_run_id, stage_run_id,
+                                                 body.status)
+    return respond_outcome(outcome, present.stage_run)
 
 
 @router.get("/stageruns/{stage_run_id}/operations", name="list_stage_run_operations",

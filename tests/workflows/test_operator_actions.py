@@ -6,6 +6,7 @@ import asyncio
 
 from sqlmodel import select
 
+from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id
 from store.definitions import Device
 from store.engine import session_scope
@@ -23,7 +24,6 @@ from tests.workflows.fleet import (
 )
 from worker import running_worker
 from workflows import names
-from workflows.launch import start_pipeline_run
 from workflows.messages import (
     AddTargetRequest,
     AddTargetResult,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id
 from tests.workflows.fleet import (
     INSTALL,
@@ -17,7 +18,6 @@ from tests.workflows.fleet import (
 )
 from worker import running_worker
 from workflows import names
-from workflows.launch import start_pipeline_run
 from workflows.messages import RunState, RunStatusRequest, StageStatusRequest
 
 

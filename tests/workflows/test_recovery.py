@@ -10,6 +10,7 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
+from control.launch import start_pipeline_run
 from devices.simulated import SimulatedFleet
 from store.commands import SimDelivery
 from store.engine import session_scope
@@ -24,7 +25,6 @@ from tests.workflows.fleet import (
     wait_for,
 )
 from worker import running_worker
-from workflows.launch import start_pipeline_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from temporalio.client import WorkflowHistory
 from temporalio.worker import Replayer
 
+from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id
 from tests.workflows.fleet import (
     INSTALL,
@@ -30,7 +31,6 @@ from tests.workflows.fleet import (
 from worker import WORKFLOWS, running_worker
 from workflows import names
 from workflows.converter import DATA_CONVERTER
-from workflows.launch import start_pipeline_run
 from workflows.messages import RunState, RunStatusRequest, StageStatusRequest
 
 HISTORIES = Path(__file__).parent / "histories"

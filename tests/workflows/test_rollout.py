@@ -9,6 +9,7 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
+from control.launch import start_pipeline_run
 from tests.workflows.fleet import (
     StageSpec,
     commands_of,
@@ -20,7 +21,6 @@ from tests.workflows.fleet import (
     wait_for,
 )
 from worker import running_worker
-from workflows.launch import start_pipeline_run
 
 FAIL = {"sim_behavior": "fail"}
 

@@ -11,6 +11,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Replayer
 
+from control.launch import start_pipeline_run
 from domain.ids import stage_run_workflow_id
 from domain.retries import EARLIER_OPERATION_FAILED
 from store.definitions import Device
@@ -29,7 +30,6 @@ from tests.workflows.fleet import (
 from worker import WORKFLOWS, running_worker
 from workflows import names
 from workflows.converter import DATA_CONVERTER
-from workflows.launch import start_pipeline_run
 from workflows.messages import StageRunResult, TargetRetryRequest, TargetRetryResult
 
 FAIL = {"sim_behavior": "fail"}

@@ -9,6 +9,7 @@ import asyncio
 import time
 from datetime import timedelta
 
+from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.schemas import DEFAULT_PIPELINE_TIMEOUT_SECONDS
 from store.commands import sim_delivery_count
@@ -23,7 +24,6 @@ from tests.workflows.fleet import (
     wait_for,
 )
 from worker import running_worker
-from workflows.launch import start_pipeline_run
 from workflows.messages import TargetRunResult
 from workflows.target_run import BACKSTOP_GRACE
 

@@ -18,6 +18,7 @@ from store.run_records import create_pipeline_run, discard_pipeline_run
 from store.runs import PipelineRun
 from workflows import names
 from workflows.messages import PipelineRunInput
+from workflows.pipeline_run import PipelineRunWorkflow
 
 
 def run_search_attributes(run: PipelineRun) -> TypedSearchAttributes:
@@ -51,7 +52,7 @@ async def start_pipeline_run(
         trigger_source=trigger_source, previous_run_id=previous_run_id)
     try:
         await client.start_workflow(
-            names.PIPELINE_RUN_WORKFLOW,
+            PipelineRunWorkflow.run,
             PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(enterprise_id),
                              search_attributes=search_attributes, stage_window=stage_window,
                              stage_history_budget=stage_history_budget),

@@ -14,7 +14,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
-from devices.events import CommandEventRelay
+from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.commands import CommandEvent
 from domain.ids import target_run_workflow_id

@@ -24,7 +24,7 @@ from store.commands import (
 )
 from store.executor import run_db
 from workflows.messages import CommandEvents
-from workflows.names import SIGNAL_COMMAND_EVENTS
+from workflows.target_run import TargetRunWorkflow
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class CommandEventRelay:
         workflow_id = target_run_workflow_id(batch.target_run_id)
         try:
             await self._client.get_workflow_handle(workflow_id).signal(
-                SIGNAL_COMMAND_EVENTS, CommandEvents(events=batch.events)
+                TargetRunWorkflow.on_command_events, CommandEvents(events=batch.events)
             )
         except RPCError as err:
             if err.status != RPCStatusCode.NOT_FOUND:

@@ -1,0 +1,36 @@
+"""The Temporal client, created once: given at startup, or connected on first use (so whatever
+needs no run, such as the API's definitions endpoints, works while Temporal is still starting)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio.client import Client
+
+from control.errors import RunsUnavailable
+from settings import Settings
+from workflows.converter import DATA_CONVERTER
+
+
+class TemporalConnection:
+    def __init__(self, settings: Settings, client: Client | None = None) -> None:
+        self._settings = settings
+        self._client = client
+        self._lock = asyncio.Lock()
+
+    async def get(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is None:
+                try:
+                    self._client = await Client.connect(
+                        self._settings.temporal_address,
+                        namespace=self._settings.temporal_namespace,
+                        data_converter=DATA_CONVERTER,
+                    )
+                except Exception as exc:  # the SDK raises plain RuntimeError on connect
+                    raise RunsUnavailable(
+                        f"Temporal is not reachable at {self._settings.temporal_address}: "
+                        "runs cannot be started or changed right now") from exc
+        return self._client
