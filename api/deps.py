@@ -19,7 +19,8 @@ from temporalio.client import Client
 from api.errors import ApiError
 from api.key_cache import KeyCache
 from settings import Settings
-from store.tokens import enterprise_for_hash, hash_key
+from store.db import transaction
+from store.definitions.tenants import enterprise_for_hash, hash_key
 
 T = TypeVar("T")
 MAX_LIMIT = 1000
@@ -63,7 +64,9 @@ def get_engine(request: Request) -> Engine:
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
+    """The request's unit of work: committed once the route returned, before the response is
+    sent (the dependency's scope is the route function), rolled back if the route raised."""
+    with transaction(engine) as session:
         yield session
 
 
@@ -124,7 +127,7 @@ def get_paging(
 
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 TemporalDep = Annotated[TemporalConnection, Depends(get_temporal)]
 EnterpriseDep = Annotated[UUID, Depends(get_enterprise)]
 PagingDep = Annotated[Paging, Depends(get_paging)]

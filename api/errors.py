@@ -16,8 +16,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
 from domain.operations import InvalidOperation
-from store.pipelines import InvalidDefinition
-from store.queries import InvalidQuery, NotFound, RunNotTerminal
+from store.definitions.fields import InvalidDefinition
+from store.paging import InvalidQuery
+from store.runs.reads import RunNotTerminal
+from store.tenancy import NotFound
 
 log = logging.getLogger("fleetpipe.api")
 

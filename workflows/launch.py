@@ -14,8 +14,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from domain.ids import pipeline_run_workflow_id
-from store.run_records import create_pipeline_run, discard_pipeline_run
-from store.runs import PipelineRun
+from store.runs.creation import create_pipeline_run, discard_pipeline_run
+from store.runs.tables import PipelineRun
 from workflows import names
 from workflows.messages import PipelineRunInput
 

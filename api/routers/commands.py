@@ -25,21 +25,16 @@ from api.actions import (
 from api.deps import EngineDep, EnterpriseDep, SessionDep, TemporalDep, in_session, reader
 from api.envelope import Envelope, error_responses, respond
 from api.errors import ApiError
-from api.schemas import (
-    CommandPublic,
-    CommandRequest,
-    CommandUpdate,
-    DeviceEventIn,
-    DeviceEventResult,
-)
+from api.schemas import CommandRequest, CommandUpdate, DeviceEventIn, DeviceEventResult
 from devices.events import CommandEventRelay
 from domain.commands import CommandEvent
 from domain.ids import stage_run_workflow_id, target_run_workflow_id
 from domain.ids import target_run_id as target_run_id_of
 from domain.statuses import RunKind, StageRunStatus, is_terminal
-from store import queries, run_records
-from store.commands import UnknownCommand
-from store.runs import TargetRun
+from store.runs import commands, reads, retries
+from store.runs.commands import CommandPublic, UnknownCommand
+from store.runs.tables import TargetRun
+from store.tenancy import NotFound
 from workflows.messages import (
     CommandCancelRequest,
     TargetRetryRequest,
@@ -53,12 +48,12 @@ COMMAND = "/stageruns/{stage_run_id}/targetruns/{target_run_id}/command"
 
 def _command_of(session: Session, enterprise_id: UUID, stage_run_id: UUID,
                 target_run_id: UUID) -> dict:
-    target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+    target_run = reads.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
     if target_run.command_id is None:
         raise ApiError(404, f"target run {target_run_id} has no command yet (it is "
                        f"{target_run.status})")
-    command = queries.get_command(session, enterprise_id, target_run.command_id)
-    return present.command(command, queries.command_events(session, command.id))
+    command = commands.get_command(session, enterprise_id, target_run.command_id)
+    return present.command(command, commands.command_events(session, command.id))
 
 
 @router.get(COMMAND, name="get_target_run_command",
@@ -101,8 +96,8 @@ async def create_target_run_command(
     deadline = answer_deadline()
 
     def check(session: Session) -> tuple[TargetRun, str]:
-        target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
-        stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
+        target_run = reads.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+        stage_run = reads.get_stage_run(session, enterprise_id, stage_run_id)
         status, command_status = target_run.status, target_run.command_status
         if target_run.command_id and command_status and not is_terminal(RunKind.COMMAND,
                                                                          command_status):
@@ -111,7 +106,7 @@ async def create_target_run_command(
         if not is_terminal(RunKind.TARGET, status):
             raise ApiError(400, f"command: target run {target_run_id} is {status}: its command "
                            "is being created by the run itself", field="command")
-        refusal = run_records.retry_refusal(session, target_run)
+        refusal = retries.retry_refusal(session, target_run)
         if refusal is not None:
             raise ApiError(400, f"command: {refusal}", field="command", allowed=refusal.allowed)
         return target_run, stage_run.status
@@ -131,11 +126,11 @@ async def create_target_run_command(
                               old.generation + 1)
 
     def new_state(session: Session) -> tuple[TargetRun | None, dict | None]:
-        rows = queries.get_target_runs(session, [new_id])
+        rows = reads.get_target_runs(session, [new_id])
         if not rows or rows[0].command_id is None:
             return (rows[0] if rows else None), None
-        command = queries.get_command(session, enterprise_id, rows[0].command_id)
-        return rows[0], present.command(command, queries.command_events(session, command.id))
+        command = commands.get_command(session, enterprise_id, rows[0].command_id)
+        return rows[0], present.command(command, commands.command_events(session, command.id))
 
     read = reader(engine, new_state)
     waiting = sent.result.waiting if sent.result is not None else ""
@@ -173,10 +168,10 @@ async def update_target_run_command(
                  noun="command")
 
     def check(session: Session) -> str:
-        target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
-        command = queries.get_command(session, enterprise_id, command_id)
+        target_run = reads.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+        command = commands.get_command(session, enterprise_id, command_id)
         if command.target_run_id != target_run.id:
-            raise queries.NotFound("command", command_id)
+            raise NotFound("command", command_id)
         return command.status
 
     status = await in_session(engine, check)
@@ -207,14 +202,14 @@ async def post_command_event(
     backwards), so a gateway may safely resend."""
     status = parse_filter(RunKind.COMMAND, body.status)
     assert status is not None
-    await in_session(engine, lambda s: queries.get_command(s, enterprise_id, command_id))
+    await in_session(engine, lambda s: commands.get_command(s, enterprise_id, command_id))
     relay = CommandEventRelay(engine, await temporal.get())
     event = CommandEvent(command_id=str(command_id), status=status, reason=body.reason,
                          output=dict(body.output), sequence=body.sequence)
     try:
         recorded = await relay.record_and_signal(command_id, [event])
     except UnknownCommand:
-        raise queries.NotFound("command", command_id) from None
+        raise NotFound("command", command_id) from None
     except RPCError:
         raise ApiError(503, "the event is recorded; passing it to the run failed and will be "
                        "retried") from None

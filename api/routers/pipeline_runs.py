@@ -35,11 +35,14 @@ from api.deps import (
 )
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
-from api.schemas import PipelineRunCreate, PipelineRunPublic, StatusAction
+from api.schemas import PipelineRunCreate, StatusAction
 from domain.ids import pipeline_run_workflow_id
 from domain.statuses import RunKind, is_terminal
-from store import queries
-from store.run_records import PipelineNotFound
+from store.definitions import pipelines
+from store.runs import reads
+from store.runs.creation import PipelineNotFound
+from store.runs.tables import PipelineRunPublic
+from store.tenancy import NotFound
 from workflows.launch import start_pipeline_run
 from workflows.messages import RunState, RunStatusRequest
 from workflows.names import UPDATE_SET_RUN_STATUS
@@ -69,7 +72,7 @@ def list_runs(
     pipeline_name: Annotated[str | None, Query(description="Filter by pipeline name")] = None,
     ordering: Annotated[str | None, Query(description=_ordering_doc(ORDERINGS))] = None,
 ) -> JSONResponse:
-    page = queries.list_pipeline_runs(
+    page = reads.list_pipeline_runs(
         session, enterprise_id, status=parse_filter(RunKind.PIPELINE, status),
         pipeline_name=pipeline_name, ordering=ordering, limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.pipeline_run(r) for r in page.items], paging)
@@ -89,7 +92,7 @@ def list_pipeline_runs(
         tuple(n for n in ORDERINGS if n != "pipeline__name")))] = None,
 ) -> JSONResponse:
     """A pipeline's runs stay listed after the pipeline itself is deleted."""
-    page = queries.list_pipeline_runs(
+    page = reads.list_pipeline_runs(
         session, enterprise_id, pipeline_id=pipeline_id,
         status=parse_filter(RunKind.PIPELINE, status), ordering=ordering,
         limit=paging.limit, offset=paging.offset)
@@ -108,15 +111,15 @@ async def create_pipeline_run(
 ) -> JSONResponse:
     """Starts a run of the pipeline as it is now (the run keeps that snapshot). The body is an
     empty object. The run is numbered 1, 2, 3... per pipeline."""
-    await in_session(engine, lambda s: queries.get_pipeline(s, enterprise_id, pipeline_id))
+    await in_session(engine, lambda s: pipelines.get_pipeline(s, enterprise_id, pipeline_id))
     try:
         run = await start_pipeline_run(
             await temporal.get(), engine, enterprise_id=enterprise_id, pipeline_id=pipeline_id,
             task_queue=settings.task_queue, search_attributes=settings.search_attributes,
             stage_window=settings.stage_window, trigger_type="manual", trigger_source="api")
     except PipelineNotFound:
-        raise queries.NotFound("pipeline", pipeline_id) from None
-    row = await in_session(engine, lambda s: queries.get_pipeline_run(s, enterprise_id, run.id))
+        raise NotFound("pipeline", pipeline_id) from None
+    row = await in_session(engine, lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
     return respond(present.pipeline_run(row), 200, "Created")
 
 
@@ -124,7 +127,7 @@ async def create_pipeline_run(
             response_model=Envelope[PipelineRunPublic])
 def get_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: SessionDep,
                      enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
+    row = reads.get_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
     return respond(present.pipeline_run(row))
 
 
@@ -145,7 +148,7 @@ async def update_pipeline_run(
     deadline = answer_deadline()
     action = parse_action(RunKind.PIPELINE, body.status, PIPELINE_RUN_ACTIONS,
                           noun="pipeline run")
-    read = reader(engine, lambda s: queries.get_pipeline_run(
+    read = reader(engine, lambda s: reads.get_pipeline_run(
         s, enterprise_id, pipeline_run_id, pipeline_id))
     before = await asyncio.to_thread(read)
     if is_terminal(RunKind.PIPELINE, before.status):
@@ -166,5 +169,5 @@ def delete_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: Sessi
                         enterprise_id: EnterpriseDep) -> JSONResponse:
     """Only a finished run (success, failure, cancelled, invalid or timeout): it is removed
     with its stage runs, target runs and commands. Otherwise a 400 naming its status."""
-    row = queries.delete_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
+    row = reads.delete_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
     return respond(present.pipeline_run(row), 200, "Deleted")

@@ -24,10 +24,11 @@ from api.actions import (
 from api.deps import EngineDep, EnterpriseDep, PagingDep, SessionDep, TemporalDep, reader
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
-from api.schemas import StageRunOperationPublic, StageRunPublic, StatusAction
+from api.schemas import StatusAction
 from domain.ids import pipeline_run_workflow_id
 from domain.statuses import RunKind, StageRunStatus, is_terminal
-from store import queries
+from store.runs import reads
+from store.runs.tables import StageRunOperationPublic, StageRunPublic
 from workflows.messages import RunState, StageStatusRequest
 from workflows.names import UPDATE_SET_STAGE_STATUS
 
@@ -49,7 +50,7 @@ def list_stage_runs(
         "cancelled, invalid or timeout (any case)")] = None,
 ) -> JSONResponse:
     """In stage order, each with the per-status counts of its target runs."""
-    page = queries.list_stage_runs(session, enterprise_id, pipeline_run_id,
+    page = reads.list_stage_runs(session, enterprise_id, pipeline_run_id,
                                    status=parse_filter(RunKind.STAGE, status),
                                    limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.stage_run(r) for r in page.items], paging)
@@ -59,7 +60,7 @@ def list_stage_runs(
             response_model=Envelope[StageRunPublic])
 def get_stage_run(pipeline_run_id: UUID, stage_run_id: UUID, session: SessionDep,
                   enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_stage_run_row(session, enterprise_id, stage_run_id, pipeline_run_id)
+    row = reads.get_stage_run_row(session, enterprise_id, stage_run_id, pipeline_run_id)
     return respond(present.stage_run(row))
 
 
@@ -79,7 +80,7 @@ async def update_stage_run(
     response shows the stage run after the action."""
     deadline = answer_deadline()
     action = parse_action(RunKind.STAGE, body.status, STAGE_RUN_ACTIONS, noun="stage run")
-    read = reader(engine, lambda s: queries.get_stage_run_row(
+    read = reader(engine, lambda s: reads.get_stage_run_row(
         s, enterprise_id, stage_run_id, pipeline_run_id))
     before = await asyncio.to_thread(read)
     status = before.stage_run.status
@@ -102,7 +103,7 @@ async def update_stage_run(
 def list_stage_run_operations(stage_run_id: UUID, request: Request, session: SessionDep,
                               enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
     """The operations the stage run sends to each device, in order (from the run's snapshot)."""
-    page = queries.list_stage_run_operations(session, enterprise_id, stage_run_id,
+    page = reads.list_stage_run_operations(session, enterprise_id, stage_run_id,
                                              limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.stage_run_operation(r) for r in page.items],
                         paging)
@@ -113,6 +114,6 @@ def list_stage_run_operations(stage_run_id: UUID, request: Request, session: Ses
             response_model=Envelope[StageRunOperationPublic])
 def get_stage_run_operation(stage_run_id: UUID, stage_run_operation_id: UUID,
                             session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_stage_run_operation(session, enterprise_id, stage_run_id,
+    row = reads.get_stage_run_operation(session, enterprise_id, stage_run_id,
                                           stage_run_operation_id)
     return respond(present.stage_run_operation(row))

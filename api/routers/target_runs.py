@@ -34,10 +34,13 @@ from api.deps import (
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.errors import ApiError
 from api.pagination import respond_page
-from api.schemas import StatusAction, TargetRunAdd, TargetRunPublic, TargetRunUpdate
+from api.schemas import StatusAction, TargetRunAdd, TargetRunUpdate
 from domain.ids import stage_run_workflow_id, target_run_id
 from domain.statuses import RunKind, TargetRunStatus, is_terminal
-from store import queries
+from store.definitions import devices
+from store.runs import reads
+from store.runs.tables import TargetRunPublic
+from store.tenancy import NotFound
 from workflows.messages import AddTargetRequest, AddTargetResult, TargetCancelRequest
 from workflows.names import UPDATE_ADD_TARGET, UPDATE_CANCEL_TARGET
 
@@ -66,7 +69,7 @@ def list_target_runs(
         "ended_at, device_name and their - forms. Default: device order, then operation.")
     ] = None,
 ) -> JSONResponse:
-    page = queries.list_target_runs(
+    page = reads.list_target_runs(
         session, enterprise_id, stage_run_id, status=parse_filter(RunKind.TARGET, status),
         stage_run_operation_id=stage_run_operation_id, ordering=ordering,
         limit=paging.limit, offset=paging.offset)
@@ -87,10 +90,10 @@ async def create_target_runs(
     run gets its existing target runs back."""
 
     def check(session: Session) -> str:
-        stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
+        stage_run = reads.get_stage_run(session, enterprise_id, stage_run_id)
         try:
-            queries.get_device(session, enterprise_id, body.target_id)
-        except queries.NotFound:
+            devices.get_device(session, enterprise_id, body.target_id)
+        except NotFound:
             raise ApiError(400, f"target_id: no device {body.target_id}",
                            field="target_id") from None
         return stage_run.status
@@ -109,10 +112,10 @@ async def create_target_runs(
     if sent.result is not None:
         ids = [UUID(i) for i in sent.result.target_run_ids]
     else:  # still being applied: the ids are derived, show whichever rows exist already
-        operations = await in_session(engine, lambda s: queries.list_stage_run_operations(
+        operations = await in_session(engine, lambda s: reads.list_stage_run_operations(
             s, enterprise_id, stage_run_id, limit=1000, offset=0).items)
         ids = [target_run_id(stage_run_id, body.target_id, op.id) for op in operations]
-    rows = await in_session(engine, lambda s: queries.get_target_runs(s, ids))
+    rows = await in_session(engine, lambda s: reads.get_target_runs(s, ids))
     if not sent.answered:
         return action_response([present.target_run(r) for r in rows], sent)
     return respond([present.target_run(r) for r in rows], 200, "Created")
@@ -122,7 +125,7 @@ async def create_target_runs(
             response_model=Envelope[TargetRunPublic])
 def get_target_run(stage_run_id: UUID, target_run_id: UUID, session: SessionDep,
                    enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+    row = reads.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
     return respond(present.target_run(row))
 
 
@@ -140,7 +143,7 @@ async def update_target_run(
     processing (once dispatched, cancel its command instead). `device_name` is kept from the
     device at the time of the run: only its current value is accepted."""
     deadline = answer_deadline()
-    read = reader(engine, lambda s: queries.get_target_run(s, enterprise_id, target_run_id,
+    read = reader(engine, lambda s: reads.get_target_run(s, enterprise_id, target_run_id,
                                                            stage_run_id))
     before = await asyncio.to_thread(read)
     if body.device_name is not None and body.device_name != before.device_name:

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devices.sim_records import sim_delivery_count
 from devices.simulated import (
     CANCEL_REASON,
     FAILURE_REASON,
@@ -17,7 +18,6 @@ from devices.simulated import (
     remaining_steps,
 )
 from domain.commands import CommandEvent
-from store.commands import sim_delivery_count
 from tests.devices.conftest import RecordingSink, Rows, eventually
 
 WALK = ["queued", "initiated", "acknowledged", "inprogress"]

@@ -10,21 +10,17 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.engine import Engine
 
-from store.definitions import (
-    Device,
-    DeviceGroup,
-    DeviceGroupMember,
-    Operation,
-    OperationList,
-    Pipeline,
-    Stage,
+from store.db import transaction
+from store.definitions.devices import Device, DeviceGroup, DeviceGroupMember
+from store.definitions.operation_lists import Operation, OperationList
+from store.definitions.pipelines import Pipeline, Stage
+from store.definitions.target_lists import (
     StageTargetList,
     TargetList,
     TargetListDevice,
     TargetListGroup,
 )
-from store.engine import session_scope
-from store.tokens import ensure_enterprise
+from store.definitions.tenants import ensure_enterprise
 from store.types import utcnow
 
 INSTALL = {"operation_type": "INSTALL",
@@ -40,7 +36,7 @@ def new_enterprise(engine: Engine) -> UUID:
 def add_devices(engine: Engine, enterprise_id: UUID, count: int,
                 prefix: str = "dev") -> list[UUID]:
     ids = []
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         for index in range(count):
             device = Device(enterprise_id=enterprise_id, name=f"{prefix}-{index}",
                             alias=f"{prefix}-alias-{index}")
@@ -52,7 +48,7 @@ def add_devices(engine: Engine, enterprise_id: UUID, count: int,
 
 def add_group(engine: Engine, enterprise_id: UUID, device_ids: list[UUID],
               name: str = "group") -> UUID:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         group = DeviceGroup(enterprise_id=enterprise_id, name=name)
         session.add(group)
         session.flush()
@@ -87,7 +83,7 @@ class Built:
 def build_pipeline(engine: Engine, enterprise_id: UUID, stages: list[StageSpec],
                    name: str = "rollout") -> Built:
     listed_at, position = utcnow(), count()
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         pipeline = Pipeline(enterprise_id=enterprise_id, name=name)
         session.add(pipeline)
         session.flush()

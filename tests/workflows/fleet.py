@@ -12,19 +12,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
 from domain.ids import pipeline_run_workflow_id
-from store.definitions import (
-    Device,
-    Operation,
-    OperationList,
-    Pipeline,
-    Stage,
-    StageTargetList,
-    TargetList,
-    TargetListDevice,
-)
-from store.engine import session_scope
-from store.runs import Command, PipelineRun, StageRun, TargetRun
-from store.tokens import ensure_enterprise
+from store.db import transaction
+from store.definitions.devices import Device
+from store.definitions.operation_lists import Operation, OperationList
+from store.definitions.pipelines import Pipeline, Stage
+from store.definitions.target_lists import StageTargetList, TargetList, TargetListDevice
+from store.definitions.tenants import ensure_enterprise
+from store.runs.commands import Command
+from store.runs.tables import PipelineRun, StageRun, TargetRun
 from workflows.messages import PipelineRunResult
 
 INSTALL = {"operation_type": "INSTALL",
@@ -46,7 +41,7 @@ def make_pipeline(engine: Engine, stages: list[StageSpec], *, enterprise: str = 
                   name: str = "rollout", timeout_seconds: int | None = None) -> tuple[UUID, UUID]:
     """(enterprise id, pipeline id) of a new pipeline with fresh devices for each stage."""
     ent = ensure_enterprise(engine, enterprise)
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         pipeline = Pipeline(enterprise_id=ent.id, name=name)
         if timeout_seconds is not None:
             pipeline.timeout_seconds = timeout_seconds
@@ -76,27 +71,27 @@ def make_pipeline(engine: Engine, stages: list[StageSpec], *, enterprise: str = 
 
 
 def run_row(engine: Engine, run_id: UUID) -> PipelineRun:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         row = session.get(PipelineRun, run_id)
         assert row is not None
         return row
 
 
 def stage_rows(engine: Engine, run_id: UUID) -> list[StageRun]:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return list(session.exec(select(StageRun).where(StageRun.pipeline_run_id == run_id)
                                  .order_by(col(StageRun.order))).all())
 
 
 def target_rows(engine: Engine, stage_run_id: UUID) -> list[TargetRun]:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return list(session.exec(
             select(TargetRun).where(TargetRun.stage_run_id == stage_run_id)
             .order_by(col(TargetRun.device_seq), col(TargetRun.operation_order))).all())
 
 
 def commands_of(engine: Engine, run_id: UUID) -> list[Command]:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return list(session.exec(
             select(Command).join(TargetRun, col(TargetRun.id) == Command.target_run_id)
             .where(TargetRun.pipeline_run_id == run_id)).all())

@@ -7,8 +7,8 @@ import asyncio
 from sqlmodel import select
 
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id
-from store.definitions import Device
-from store.engine import session_scope
+from store.db import transaction
+from store.definitions.devices import Device
 from tests.workflows.fleet import (
     INSTALL,
     REBOOT,
@@ -115,7 +115,7 @@ async def test_cancel_a_pending_target_and_add_a_device_to_an_open_stage(
         await stage_handle.execute_update(names.UPDATE_CANCEL_TARGET,
                                           TargetCancelRequest(str(last.id)))
         make_pipeline(sqlite_engine, [StageSpec("spare")], name="spare")
-        with session_scope(sqlite_engine) as session:
+        with transaction(sqlite_engine) as session:
             device = session.exec(select(Device).where(Device.name == "spare-dev-0")).one()
         added = await stage_handle.execute_update(
             names.UPDATE_ADD_TARGET, AddTargetRequest(str(device.id)), result_type=AddTargetResult)

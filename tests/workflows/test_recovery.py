@@ -10,9 +10,9 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
+from devices.sim_records import SimDelivery
 from devices.simulated import SimulatedFleet
-from store.commands import SimDelivery
-from store.engine import session_scope
+from store.db import transaction
 from tests.workflows.fleet import (
     REBOOT,
     StageSpec,
@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _deliveries(engine) -> int:
     """Commands the simulated gateway delivered to a device (at most one row per command)."""
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return session.exec(select(func.count()).select_from(SimDelivery)).one()
 
 

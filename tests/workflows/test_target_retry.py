@@ -13,9 +13,9 @@ from temporalio.worker import Replayer
 
 from domain.ids import stage_run_workflow_id
 from domain.retries import EARLIER_OPERATION_FAILED
-from store.definitions import Device
-from store.engine import session_scope
-from store.runs import TargetRun
+from store.db import transaction
+from store.definitions.devices import Device
+from store.runs.tables import TargetRun
 from tests.workflows.fleet import (
     INSTALL,
     REBOOT,
@@ -42,7 +42,7 @@ def _rows(engine: Engine, stage_run_id: UUID) -> dict[tuple[int, int, int], Targ
 
 
 def _fix_device(engine: Engine, device_id: UUID) -> None:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         device = session.get(Device, device_id)
         assert device is not None
         device.attributes = {}

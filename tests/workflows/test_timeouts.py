@@ -9,9 +9,9 @@ import asyncio
 import time
 from datetime import timedelta
 
+from devices.sim_records import sim_delivery_count
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.schemas import DEFAULT_PIPELINE_TIMEOUT_SECONDS
-from store.commands import sim_delivery_count
 from tests.workflows.fleet import (
     StageSpec,
     commands_of,
