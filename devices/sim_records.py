@@ -4,15 +4,13 @@ starts (`create_tables`), on its own metadata, so the store never knows it."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, select, update
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import registry
-from sqlmodel import Field, SQLModel, col
+from sqlmodel import col
 
 from store.db import transaction
 from store.runs.commands import Command, as_command_id
@@ -20,20 +18,16 @@ from store.types import UTCDateTime, utcnow
 
 _SIM_METADATA = MetaData()
 
-
-class SimDelivery(SQLModel, table=True, registry=registry(metadata=_SIM_METADATA)):
-    """The simulated fleet started this command on its device: at most once, across restarts."""
-
-    __tablename__ = "sim_delivery"
-    id: int | None = Field(
-        default=None,
-        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
-                         autoincrement=True),
-    )
-    command_id: UUID = Field(unique=True)  # the unique key is what makes a claim atomic
-    device_id: UUID = Field(index=True)
-    gateway: str = ""
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+# The simulated fleet started this command on its device: at most once, across restarts.
+SimDelivery = Table(
+    "sim_delivery", _SIM_METADATA,
+    Column("id", BigInteger().with_variant(Integer(), "sqlite"), primary_key=True,
+           autoincrement=True),
+    Column("command_id", Uuid(), nullable=False, unique=True),  # the key makes a claim atomic
+    Column("device_id", Uuid(), nullable=False, index=True),
+    Column("gateway", String(), nullable=False, default=""),
+    Column("at", UTCDateTime(), nullable=False),
+)
 
 
 def create_tables(engine: Engine) -> None:
@@ -57,7 +51,7 @@ def claim_sim_delivery(
             insert(SimDelivery)
             .values(command_id=cid, device_id=did, gateway=gateway_name, at=utcnow())
             .on_conflict_do_nothing(index_elements=["command_id"])
-            .returning(col(SimDelivery.id))
+            .returning(SimDelivery.c.id)
         )
         claimed = session.execute(stmt).first() is not None
         now = utcnow()
@@ -72,6 +66,6 @@ def claim_sim_delivery(
 def sim_delivery_count(engine: Engine, command_id: UUID | str) -> int:
     """How many times the simulated fleet started this command (any process): 0 or 1."""
     with transaction(engine) as session:
-        this = col(SimDelivery.command_id) == as_command_id(command_id)
-        rows = session.execute(select(col(SimDelivery.id)).where(this)).all()
+        this = SimDelivery.c.command_id == as_command_id(command_id)
+        rows = session.execute(select(SimDelivery.c.id).where(this)).all()
         return len(rows)

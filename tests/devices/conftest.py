@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from devices.sim_records import create_tables
 from domain.commands import CommandEvent, DeviceCommand
 from store.db import transaction
 from store.definitions.devices import Device
@@ -28,6 +29,7 @@ class Rows:
     enterprise_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def __post_init__(self) -> None:
+        create_tables(self.engine)  # the simulator's own table, as a started fleet makes it
         with transaction(self.engine) as session:
             session.add(Enterprise(id=self.enterprise_id, name=f"ent-{self.enterprise_id}"))
 

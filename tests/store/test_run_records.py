@@ -16,7 +16,6 @@ from domain import schemas
 from domain.records import StatusChange
 from domain.statuses import RunKind
 from store.db import transaction
-from store.definitions import target_lists
 from store.definitions.devices import Device
 from store.definitions.operation_lists import Operation
 from store.definitions.pipelines import Pipeline, Stage
@@ -569,14 +568,14 @@ def test_add_target_device_appends_with_the_next_seq(engine):
     stage_targets.materialize_targets(engine, stage_run_id)
     enterprise_id = run.enterprise_id
     late, later = add_devices(engine, enterprise_id, 2, prefix="late")
-    seq, ids = target_lists.add_target_device(engine, stage_run_id, late)
+    seq, ids = stage_targets.add_target_device(engine, stage_run_id, late)
     assert seq == 3 and len(ids) == 2
     added = [t for t in targets(engine, stage_run_id) if t.target_id == late]
     assert [(str(t.id), t.device_seq, t.operation_order, t.status) for t in added] == [
         (ids[0], 3, 0, "pending"), (ids[1], 3, 1, "pending")]
     assert (added[0].device_name, added[0].device_alias) == ("late-0", "late-alias-0")
     assert stage_targets.next_target_page(engine, stage_run_id, 2, 10) == [(3, str(late))]
-    assert target_lists.add_target_device(engine, stage_run_id, later, "renamed", "r")[0] == 4
+    assert stage_targets.add_target_device(engine, stage_run_id, later, "renamed", "r")[0] == 4
     assert row(engine, StageRun, stage_run_id).device_count == 5
     named = [t for t in targets(engine, stage_run_id) if t.target_id == later]
     assert {(t.device_name, t.device_alias) for t in named} == {("renamed", "r")}
@@ -586,10 +585,10 @@ def test_add_target_device_is_idempotent(engine):
     run, stage_run_id, devices = started_stage(engine, devices=2)
     stage_targets.materialize_targets(engine, stage_run_id)
     [late] = add_devices(engine, run.enterprise_id, 1, prefix="late")
-    first = target_lists.add_target_device(engine, stage_run_id, late)
-    assert target_lists.add_target_device(engine, stage_run_id, late) == first
+    first = stage_targets.add_target_device(engine, stage_run_id, late)
+    assert stage_targets.add_target_device(engine, stage_run_id, late) == first
     # a device the stage already had is returned as it is
-    assert target_lists.add_target_device(engine, stage_run_id, devices[1])[0] == 1
+    assert stage_targets.add_target_device(engine, stage_run_id, devices[1])[0] == 1
     assert len(targets(engine, stage_run_id)) == 3
     assert row(engine, StageRun, stage_run_id).device_count == 3
 
@@ -599,11 +598,11 @@ def test_add_target_device_refuses_another_enterprises_device(engine):
     stage_targets.materialize_targets(engine, stage_run_id)
     [foreign] = add_devices(engine, new_enterprise(engine), 1)
     with pytest.raises(LookupError):
-        target_lists.add_target_device(engine, stage_run_id, foreign)
+        stage_targets.add_target_device(engine, stage_run_id, foreign)
     with pytest.raises(LookupError):
-        target_lists.add_target_device(engine, stage_run_id, uuid4())
+        stage_targets.add_target_device(engine, stage_run_id, uuid4())
     with pytest.raises(LookupError):
-        target_lists.add_target_device(engine, uuid4(), foreign)
+        stage_targets.add_target_device(engine, uuid4(), foreign)
     assert len(targets(engine, stage_run_id)) == 2
     assert row(engine, StageRun, stage_run_id).device_count == 2
 
@@ -612,7 +611,7 @@ def test_add_target_device_before_materialize_keeps_the_stage_valid(engine):
     run, stage_run_id, devices = started_stage(engine, devices=2)
     [late] = add_devices(engine, run.enterprise_id, 1, prefix="late")
     try:
-        target_lists.add_target_device(engine, stage_run_id, late)
+        stage_targets.add_target_device(engine, stage_run_id, late)
     except LookupError:
         pass  # refusing the early add would be a fine fix too
     plan = stage_targets.materialize_targets(engine, stage_run_id)
