@@ -17,7 +17,10 @@ from store.types import UTCDateTime, utcnow
 
 
 class Public(SQLModel):
-    model_config = ConfigDict(from_attributes=True)  # type: ignore[assignment]
+    # Read from rows; every field is always written, so the response schema requires each one
+    # (a default shared with the table does not make it optional in the API's answers).
+    model_config = ConfigDict(  # type: ignore[assignment]
+        from_attributes=True, json_schema_serialization_defaults_required=True)
 
 
 def stamp(optional: bool = False) -> Any:

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from store import paging, tenancy
+from store.db import transaction
 from store.definitions.tenants import ensure_enterprise
 from store.runs import commands, reads
 from tests.api.runs_fixture import seed_runs
@@ -126,7 +127,7 @@ def test_target_run_filters_and_orderings(seeded):
 def test_deleting_a_run_only_when_terminal_and_with_everything_under_it(seeded):
     engine, enterprise_id, other_id, seeded_rows = seeded
     finished, waiting = seeded_rows.runs[0], seeded_rows.runs[1]
-    with Session(engine) as session:
+    with transaction(engine) as session:  # the delete is the caller's unit of work
         with pytest.raises(reads.RunNotTerminal):
             reads.delete_pipeline_run(session, enterprise_id, waiting.id)
         with pytest.raises(tenancy.NotFound):

@@ -19,7 +19,7 @@ from store.runs import reads, retries
 from store.runs import targets as stage_targets
 from store.runs.commands import Command, CommandEvent
 from store.runs.tables import TargetRun
-from tests.store.builders import INSTALL, REBOOT
+from tests.builders import INSTALL, REBOOT
 from tests.store.test_run_records import at, move, row, started_stage, targets
 
 

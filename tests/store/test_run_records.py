@@ -24,7 +24,7 @@ from store.runs import creation, retries
 from store.runs import statuses as status_changes
 from store.runs import targets as stage_targets
 from store.runs.tables import PipelineRun, StageRun, StageRunOperation, StatusEvent, TargetRun
-from tests.store.builders import (
+from tests.builders import (
     INSTALL,
     REBOOT,
     StageSpec,
@@ -32,10 +32,9 @@ from tests.store.builders import (
     add_devices,
     add_group,
     build_pipeline,
+    make_pipeline,
     new_enterprise,
 )
-from tests.workflows.fleet import StageSpec as FleetStage
-from tests.workflows.fleet import make_pipeline
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -475,7 +474,7 @@ def test_materialize_an_unknown_stage_run(engine):
 def test_works_with_the_shared_fleet_builder(engine):
     """The workflows' builder (tests/workflows/fleet.py) yields runs the store can expand."""
     enterprise_id, pipeline_id = make_pipeline(
-        engine, [FleetStage("a", devices=[{}, {}]), FleetStage("b", devices=[{}])],
+        engine, [StageSpec("a", devices=[{}, {}]), StageSpec("b", devices=[{}])],
         enterprise=f"fleet-{uuid4().hex[:8]}")
     run = creation.create_pipeline_run(engine, enterprise_id, pipeline_id)
     plans = [stage_targets.materialize_targets(engine, UUID(s.stage_run_id))

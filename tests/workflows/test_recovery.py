@@ -13,16 +13,8 @@ from sqlmodel import func, select
 from devices.sim_records import SimDelivery
 from devices.simulated import SimulatedFleet
 from store.db import transaction
-from tests.workflows.fleet import (
-    REBOOT,
-    StageSpec,
-    commands_of,
-    make_pipeline,
-    result_of,
-    stage_rows,
-    target_rows,
-    wait_for,
-)
+from tests.builders import REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import commands_of, result_of, stage_rows, target_rows, wait_for
 from worker import running_worker
 from workflows.launch import start_pipeline_run
 

@@ -9,10 +9,9 @@ import asyncio
 from collections import Counter
 from datetime import timedelta
 
-from tests.workflows.fleet import (
-    StageSpec,
+from tests.builders import StageSpec, make_pipeline
+from tests.workflows.helpers import (
     commands_of,
-    make_pipeline,
     result_of,
     run_row,
     stage_rows,

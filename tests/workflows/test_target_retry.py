@@ -16,16 +16,8 @@ from domain.retries import EARLIER_OPERATION_FAILED
 from store.db import transaction
 from store.definitions.devices import Device
 from store.runs.tables import TargetRun
-from tests.workflows.fleet import (
-    INSTALL,
-    REBOOT,
-    StageSpec,
-    make_pipeline,
-    result_of,
-    stage_rows,
-    target_rows,
-    wait_for,
-)
+from tests.builders import INSTALL, REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import result_of, stage_rows, target_rows, wait_for
 from worker import WORKFLOWS, running_worker
 from workflows import names
 from workflows.launch import start_pipeline_run
