@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlmodel import func, select
 
-from devices.sim_records import SimDelivery
+from devices.sim_records import SimDelivery, create_tables
 from devices.simulated import SimulatedFleet
 from store.db import transaction
 from tests.builders import REBOOT, StageSpec, make_pipeline
@@ -41,6 +41,7 @@ async def test_worker_killed_mid_run_finishes_after_restart_without_duplicate_co
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
         StageSpec("fleet", devices=[slow] * 6, operations=[REBOOT, REBOOT])])
     db_url = str(sqlite_engine.url)
+    create_tables(sqlite_engine)  # the worker's fleet makes it too; counting starts before that
     log = tmp_path / "worker.log"
     first = _start_worker(temporal_env, db_url, task_queue, log)
     try:
