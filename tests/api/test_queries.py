@@ -1,4 +1,5 @@
-"""store.queries on SQLite and PostgreSQL: scoping, filters, every ordering, counts, paging."""
+"""The API's reads on SQLite and PostgreSQL (store.runs.reads, the definitions' reads):
+scoping, filters, every ordering, counts, paging."""
 
 from __future__ import annotations
 

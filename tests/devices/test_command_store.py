@@ -1,4 +1,5 @@
-"""store.commands on SQLite and PostgreSQL: events are kept, only forward moves apply."""
+"""Command events and the outbox (store.runs.events) on SQLite and PostgreSQL: events are kept,
+only forward moves apply."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""store.run_records on SQLite and PostgreSQL: run numbers, snapshots, status changes and their
-events, stage runs, target runs (expansion, paging, closing, adding)."""
+"""The workflows' run writes (store.runs) on SQLite and PostgreSQL: run numbers, snapshots,
+status changes and their events, stage runs, target runs (expansion, paging, closing, adding)."""
 
 from __future__ import annotations
 
@@ -472,7 +472,7 @@ def test_materialize_an_unknown_stage_run(engine):
 
 
 def test_works_with_the_shared_fleet_builder(engine):
-    """The workflows' builder (tests/workflows/fleet.py) yields runs the store can expand."""
+    """Pipelines with fresh devices (tests.builders.make_pipeline) make runs the store expands."""
     enterprise_id, pipeline_id = make_pipeline(
         engine, [StageSpec("a", devices=[{}, {}]), StageSpec("b", devices=[{}])],
         enterprise=f"fleet-{uuid4().hex[:8]}")
