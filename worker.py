@@ -23,7 +23,8 @@ from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
 from settings import Settings, get_settings
-from store.engine import create_schema, make_engine
+from store.db import make_engine
+from store.schema import create_schema
 from workflows import names
 from workflows.converter import DATA_CONVERTER
 from workflows.pipeline_run import PipelineRunWorkflow

@@ -41,8 +41,8 @@ from domain.commands import DeviceCommand
 from domain.gateway import DeviceGateway
 from domain.records import RetriedTarget, StagePlan
 from domain.statuses import RunKind, is_terminal
-from store import run_records
 from store.executor import run_db
+from store.runs import commands, creation, retries, statuses, targets
 
 T = TypeVar("T")
 
@@ -65,66 +65,66 @@ class RunActivities:
 
     @activity.defn(name=names.RECORD_STATUSES)
     async def record_statuses(self, request: RecordStatusesInput) -> RecordStatusesResult:
-        return RecordStatusesResult(await self._db(run_records.record_statuses, self._engine,
+        return RecordStatusesResult(await self._db(statuses.record_statuses, self._engine,
                                                    request.changes))
 
     @activity.defn(name=names.PREPARE_PIPELINE_RUN)
     async def prepare_pipeline_run(self, ref: PipelineRunRef) -> PreparedPipelineRun:
         run_id = UUID(ref.pipeline_run_id)
-        stages = await self._db(run_records.prepare_stage_runs, self._engine, run_id)
-        timeout = await self._db(run_records.pipeline_timeout_seconds, self._engine, run_id)
+        stages = await self._db(creation.prepare_stage_runs, self._engine, run_id)
+        timeout = await self._db(creation.pipeline_timeout_seconds, self._engine, run_id)
         return PreparedPipelineRun(timeout_seconds=timeout, stages=stages)
 
     @activity.defn(name=names.CLOSE_OPEN_STAGE_RUNS)
     async def close_open_stage_runs(self, request: CloseStageRunsInput) -> ClosedCount:
         return ClosedCount(await self._db(
-            run_records.close_open_stage_runs, self._engine, UUID(request.pipeline_run_id),
+            statuses.close_open_stage_runs, self._engine, UUID(request.pipeline_run_id),
             request.status, request.reason, _at(request.at_epoch)))
 
     @activity.defn(name=names.MATERIALIZE_TARGETS)
     async def materialize_targets(self, ref: StageRunRef) -> StagePlan:
-        return await self._db(run_records.materialize_targets, self._engine,
+        return await self._db(targets.materialize_targets, self._engine,
                               UUID(ref.stage_run_id))
 
     @activity.defn(name=names.NEXT_TARGET_PAGE)
     async def next_target_page(self, request: TargetPageInput) -> TargetPage:
-        items = await self._db(run_records.next_target_page, self._engine,
+        items = await self._db(targets.next_target_page, self._engine,
                                UUID(request.stage_run_id), request.after_seq, request.limit)
         return TargetPage(items)
 
     @activity.defn(name=names.CLOSE_PENDING_TARGETS)
     async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:
         return ClosedCount(await self._db(
-            run_records.close_pending_targets, self._engine, UUID(request.stage_run_id),
+            targets.close_pending_targets, self._engine, UUID(request.stage_run_id),
             request.status, request.reason, _at(request.at_epoch),
             target_run_ids=request.target_run_ids))
 
     @activity.defn(name=names.ADD_TARGET_DEVICE)
     async def add_target_device(self, request: AddDeviceInput) -> AddedDevice:
-        seq, ids = await self._db(run_records.add_target_device, self._engine,
+        seq, ids = await self._db(targets.add_target_device, self._engine,
                                   UUID(request.stage_run_id), UUID(request.device_id),
                                   request.device_name, request.device_alias)
         return AddedDevice(seq, ids)
 
     @activity.defn(name=names.COUNT_TARGETS)
     async def count_targets(self, ref: StageRunRef) -> TargetCounts:
-        return TargetCounts(await self._db(run_records.target_counts, self._engine,
+        return TargetCounts(await self._db(targets.target_counts, self._engine,
                                            UUID(ref.stage_run_id)))
 
     @activity.defn(name=names.RETRY_TARGET_RUN)
     async def retry_target_run(self, request: RetryTargetInput) -> RetriedTarget:
-        """Send a finished target run again: its retry row (store.run_records). A refusal is
+        """Send a finished target run again: its retry row (store.runs.retries). A refusal is
         a non-retryable `RetryRefused` error carrying the store's words."""
         try:
-            return await self._db(run_records.retry_target_run, self._engine,
+            return await self._db(retries.retry_target_run, self._engine,
                                   UUID(request.stage_run_id), UUID(request.target_run_id))
-        except run_records.RetryRefused as refused:
+        except retries.RetryRefused as refused:
             raise ApplicationError(str(refused), type=names.RETRY_REFUSED,
                                    non_retryable=True) from None
 
     @activity.defn(name=names.RESUME_TARGET_RUNS)
     async def resume_target_runs(self, request: ResumeTargetsInput) -> RetriedTargets:
-        return RetriedTargets(await self._db(run_records.resume_target_runs, self._engine,
+        return RetriedTargets(await self._db(retries.resume_target_runs, self._engine,
                                              UUID(request.stage_run_id), request.target_run_ids))
 
     @activity.defn(name=names.DISPATCH_COMMAND)
@@ -136,7 +136,7 @@ class RunActivities:
         """
         at = _at(request.at_epoch)
         target_run_id = UUID(request.target_run_id)
-        plan = await self._db(run_records.prepare_command, self._engine, target_run_id,
+        plan = await self._db(commands.prepare_command, self._engine, target_run_id,
                               request.attempt, self._gateway.name, at)
         if is_terminal(RunKind.TARGET, plan.target_status):
             return DispatchResult(plan.command_id, plan.target_status, sent=False)
@@ -146,13 +146,13 @@ class RunActivities:
                 enterprise_id="", device_id=plan.device_id, operation_type=plan.operation_type,
                 args=plan.args, device_attributes=plan.device_attributes,
             ))
-        status = await self._db(run_records.mark_dispatched, self._engine, target_run_id,
+        status = await self._db(commands.mark_dispatched, self._engine, target_run_id,
                                 UUID(plan.command_id), at)
         return DispatchResult(plan.command_id, status, sent=not plan.already_sent)
 
     @activity.defn(name=names.CANCEL_COMMAND)
     async def cancel_command(self, request: CancelCommandInput) -> None:
-        await self._db(run_records.mark_command_cancel_requested, self._engine,
+        await self._db(commands.mark_command_cancel_requested, self._engine,
                        UUID(request.command_id), _at(request.at_epoch))
         await self._gateway.cancel(request.command_id)
 

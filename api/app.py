@@ -43,7 +43,8 @@ from api.routers import (
 from control.connection import TemporalConnection
 from control.service import RunControl
 from settings import Settings, get_settings
-from store.engine import create_schema, make_engine
+from store.db import make_engine
+from store.schema import create_schema
 
 DESCRIPTION = f"""
 fleetpipe runs pipelines over fleets of devices. This is the Esper pipelines v0 API.

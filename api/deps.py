@@ -17,7 +17,8 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError
 from api.key_cache import KeyCache
 from control.service import RunControl
-from store.tokens import enterprise_for_hash, hash_key
+from store.db import transaction
+from store.definitions.tenants import enterprise_for_hash, hash_key
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -28,7 +29,9 @@ def get_engine(request: Request) -> Engine:
 
 
 def get_session(engine: Annotated[Engine, Depends(get_engine)]) -> Iterator[Session]:
-    with Session(engine, expire_on_commit=False) as session:
+    """The request's unit of work: committed once the route returned, before the response is
+    sent (the dependency's scope is the route function), rolled back if the route raised."""
+    with transaction(engine) as session:
         yield session
 
 
@@ -87,7 +90,7 @@ def get_paging(
     return Paging(limit=limit, offset=offset)
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ControlDep = Annotated[RunControl, Depends(get_control)]
 EnterpriseDep = Annotated[UUID, Depends(get_enterprise)]
 PagingDep = Annotated[Paging, Depends(get_paging)]

@@ -17,8 +17,10 @@ from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
 from control.errors import ActionRefused, Missing, RunsUnavailable
 from domain.operations import InvalidOperation
-from store.pipelines import InvalidDefinition
-from store.queries import InvalidQuery, NotFound, RunNotTerminal
+from store.definitions.fields import InvalidDefinition
+from store.paging import InvalidQuery
+from store.runs.reads import RunNotTerminal
+from store.tenancy import NotFound
 
 log = logging.getLogger("fleetpipe.api")
 

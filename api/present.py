@@ -10,20 +10,37 @@ from uuid import UUID
 from sqlalchemy import Row
 from sqlmodel import Session
 
-from api import schemas
-from store import queries
-from store.definitions import (
-    Device,
-    DeviceGroup,
+from store.definitions import devices as device_store
+from store.definitions import pipelines as pipeline_store
+from store.definitions import target_lists as target_list_store
+from store.definitions.devices import Device, DeviceGroup, DeviceGroupPublic, DevicePublic
+from store.definitions.operation_lists import (
     Operation,
     OperationList,
-    Pipeline,
-    Stage,
+    OperationListPublic,
+    OperationPublic,
+)
+from store.definitions.pipelines import Pipeline, PipelinePublic, Stage, StagePublic
+from store.definitions.target_lists import (
+    TargetGroupPublic,
     TargetList,
     TargetListDevice,
     TargetListGroup,
+    TargetListPublic,
+    TargetPublic,
 )
-from store.runs import Command, CommandEvent, PipelineRun, StageRunOperation, TargetRun
+from store.definitions.whole_pipelines import stage_links
+from store.runs.commands import Command, CommandEvent, CommandEventPublic, CommandPublic
+from store.runs.reads import StageRunRow
+from store.runs.tables import (
+    PipelineRun,
+    PipelineRunPublic,
+    StageRunOperation,
+    StageRunOperationPublic,
+    StageRunPublic,
+    TargetRun,
+    TargetRunPublic,
+)
 
 
 def _dump(model: Any) -> dict[str, Any]:
@@ -31,34 +48,34 @@ def _dump(model: Any) -> dict[str, Any]:
 
 
 def device(row: Device, group_ids: Sequence[UUID] = ()) -> dict[str, Any]:
-    return _dump(schemas.DevicePublic.model_validate(row, update={"group_ids": list(group_ids)}))
+    return _dump(DevicePublic.model_validate(row, update={"group_ids": list(group_ids)}))
 
 
 def devices(session: Session, rows: Sequence[Device]) -> list[dict[str, Any]]:
-    groups = queries.device_group_ids(session, [row.id for row in rows])
+    groups = device_store.device_group_ids(session, [row.id for row in rows])
     return [device(row, groups[row.id]) for row in rows]
 
 
 def device_group(row: DeviceGroup, count: int, device_ids: list[UUID] | None = None
                  ) -> dict[str, Any]:
-    return _dump(schemas.DeviceGroupPublic.model_validate(
+    return _dump(DeviceGroupPublic.model_validate(
         row, update={"device_count": count, "device_ids": device_ids}))
 
 
 def device_groups(session: Session, rows: Sequence[DeviceGroup]) -> list[dict[str, Any]]:
-    counts = queries.group_member_counts(session, [row.id for row in rows])
+    counts = device_store.group_member_counts(session, [row.id for row in rows])
     return [device_group(row, counts[row.id]) for row in rows]
 
 
 def device_group_detail(session: Session, row: DeviceGroup) -> dict[str, Any]:
-    members = queries.group_member_ids(session, row.id)
+    members = device_store.group_member_ids(session, row.id)
     return device_group(row, len(members), members)
 
 
 def stages(session: Session, rows: Sequence[Stage]) -> list[dict[str, Any]]:
-    links = queries.stage_links(session, [row.id for row in rows])
+    links = stage_links(session, [row.id for row in rows])
     return [
-        _dump(schemas.StagePublic.model_validate(row, update={
+        _dump(StagePublic.model_validate(row, update={
             "rollout": row.rollout or {}, **links[row.id]}))
         for row in rows
     ]
@@ -69,18 +86,18 @@ def stage(session: Session, row: Stage) -> dict[str, Any]:
 
 
 def pipeline(row: Pipeline, stage_views: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    data = _dump(schemas.PipelinePublic.model_validate(row))
+    data = _dump(PipelinePublic.model_validate(row))
     data["stages"] = stage_views
     return data
 
 
 def pipeline_detail(session: Session, row: Pipeline) -> dict[str, Any]:
-    return pipeline(row, stages(session, queries.stages_of(session, row.id)))
+    return pipeline(row, stages(session, pipeline_store.stages_of(session, row.id)))
 
 
 def target_lists(session: Session, rows: Sequence[TargetList]) -> list[dict[str, Any]]:
-    sizes = queries.target_list_sizes(session, [row.id for row in rows])
-    return [_dump(schemas.TargetListPublic.model_validate(row, update={"size": sizes[row.id]}))
+    sizes = target_list_store.target_list_sizes(session, [row.id for row in rows])
+    return [_dump(TargetListPublic.model_validate(row, update={"size": sizes[row.id]}))
             for row in rows]
 
 
@@ -90,38 +107,38 @@ def target_list(session: Session, row: TargetList) -> dict[str, Any]:
 
 def target(row: TargetListDevice, device_row: Device | None = None) -> dict[str, Any]:
     extra = {"device_name": device_row.name, "device_alias": device_row.alias} if device_row else {}
-    return _dump(schemas.TargetPublic.model_validate(row, update=extra))
+    return _dump(TargetPublic.model_validate(row, update=extra))
 
 
 def target_group(row: TargetListGroup, group: DeviceGroup | None = None) -> dict[str, Any]:
     extra = {"name": group.name} if group else {}
-    return _dump(schemas.TargetGroupPublic.model_validate(row, update=extra))
+    return _dump(TargetGroupPublic.model_validate(row, update=extra))
 
 
 def operation_list(row: OperationList) -> dict[str, Any]:
-    return _dump(schemas.OperationListPublic.model_validate(row))
+    return _dump(OperationListPublic.model_validate(row))
 
 
 def operation(row: Operation) -> dict[str, Any]:
-    return _dump(schemas.OperationPublic.model_validate(row))
+    return _dump(OperationPublic.model_validate(row))
 
 
 def pipeline_run(row: PipelineRun) -> dict[str, Any]:
-    return _dump(schemas.PipelineRunPublic.model_validate(row))
+    return _dump(PipelineRunPublic.model_validate(row))
 
 
-def stage_run(row: queries.StageRunRow) -> dict[str, Any]:
+def stage_run(row: StageRunRow) -> dict[str, Any]:
     stage_run = row.stage_run
-    return _dump(schemas.StageRunPublic.model_validate(stage_run, update={
+    return _dump(StageRunPublic.model_validate(stage_run, update={
         "name": stage_run.stage_name, "target_run_counts": row.target_run_counts}))
 
 
 def stage_run_operation(row: StageRunOperation) -> dict[str, Any]:
-    return _dump(schemas.StageRunOperationPublic.model_validate(row))
+    return _dump(StageRunOperationPublic.model_validate(row))
 
 
 def target_run(row: TargetRun) -> dict[str, Any]:
-    return _dump(schemas.TargetRunPublic.model_validate(row, update={
+    return _dump(TargetRunPublic.model_validate(row, update={
         "command_meta": row.command_meta or {}}))
 
 
@@ -137,13 +154,13 @@ def target_runs(rows: Sequence[Row]) -> list[dict[str, Any]]:
     """A page of target runs from plain rows: the same dicts `target_run` gives, written
     directly (pydantic validation was a fifth of the operator's poll; a test holds the two
     equal)."""
-    fields = schemas.TargetRunPublic.model_fields
+    fields = TargetRunPublic.model_fields
     return [{name: _json_value(row._mapping[name]) for name in fields}
             | {"command_meta": row.command_meta or {}} for row in rows]
 
 
 def command(row: Command, events: Sequence[CommandEvent]) -> dict[str, Any]:
-    return _dump(schemas.CommandPublic.model_validate(row, update={
+    return _dump(CommandPublic.model_validate(row, update={
         "request_status": row.status,
-        "events": [schemas.CommandEventPublic.model_validate(event) for event in events],
+        "events": [CommandEventPublic.model_validate(event) for event in events],
     }))

@@ -35,10 +35,11 @@ from sqlalchemy import update  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from bench.fanout import Processes, child_env, cpu_seconds, free_port, percentile, seed_store  # noqa: E402
-from store.engine import make_engine, session_scope  # noqa: E402
-from store.run_records import create_pipeline_run, materialize_targets, prepare_stage_runs  # noqa: E402
-from store.runs import TargetRun  # noqa: E402
-from store.tokens import enterprise_for_key  # noqa: E402
+from store.db import make_engine, transaction  # noqa: E402
+from store.definitions.tenants import enterprise_for_key  # noqa: E402
+from store.runs.creation import create_pipeline_run, prepare_stage_runs  # noqa: E402
+from store.runs.tables import TargetRun  # noqa: E402
+from store.runs.targets import materialize_targets  # noqa: E402
 
 
 def seed_stage_run(db_url: str, n: int, running: int) -> tuple[str, str]:
@@ -51,7 +52,7 @@ def seed_stage_run(db_url: str, n: int, running: int) -> tuple[str, str]:
     (stage,) = prepare_stage_runs(engine, run.id)
     stage_run_id = UUID(str(stage.stage_run_id))
     materialize_targets(engine, stage_run_id)
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         ids = session.exec(select(TargetRun.id).where(TargetRun.stage_run_id == stage_run_id)
                            .order_by(col(TargetRun.device_seq)).limit(running)).all()
         session.execute(update(TargetRun).where(col(TargetRun.id).in_(ids))

@@ -58,18 +58,17 @@ from temporalio.client import Client, WorkflowExecutionStatus  # noqa: E402
 
 from bench import baseline  # noqa: E402
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id  # noqa: E402
-from store.definitions import (  # noqa: E402
-    Device,
-    Operation,
-    OperationList,
-    Pipeline,
-    Stage,
+from store.db import make_engine, transaction  # noqa: E402
+from store.definitions.devices import Device  # noqa: E402
+from store.definitions.operation_lists import Operation, OperationList  # noqa: E402
+from store.definitions.pipelines import Pipeline, Stage  # noqa: E402
+from store.definitions.target_lists import (  # noqa: E402
     StageTargetList,
     TargetList,
     TargetListDevice,
 )
-from store.engine import create_schema, make_engine, session_scope  # noqa: E402
-from store.tokens import create_token, ensure_enterprise  # noqa: E402
+from store.definitions.tenants import create_token, ensure_enterprise  # noqa: E402
+from store.schema import create_schema  # noqa: E402
 from store.types import utcnow  # noqa: E402
 from workflows import names  # noqa: E402
 from workflows.converter import DATA_CONVERTER  # noqa: E402
@@ -362,7 +361,7 @@ def seed_store(db_url: str, n: int) -> tuple[str, str, str]:
     enterprise = ensure_enterprise(engine, "bench")
     key = create_token(engine, enterprise.id, "bench")
     now = utcnow()
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         pipeline = Pipeline(enterprise_id=enterprise.id, name=f"fanout-{n}")
         session.add(pipeline)
         session.flush()

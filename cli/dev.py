@@ -17,7 +17,8 @@ from cli.ports import require_free, split_address
 from cli.processes import ChildDied, Supervisor
 from cli.seed import DemoSeed, seed_demo
 from settings import Settings
-from store.engine import create_schema, make_engine
+from store.db import make_engine
+from store.schema import create_schema
 
 TEMPORAL_START_TIMEOUT = 90.0
 API_START_TIMEOUT = 60.0

@@ -11,8 +11,9 @@ import typer
 from cli import dev_stack
 from cli.dev import run_dev
 from settings import get_settings
-from store.engine import SchemaOutOfDate, create_schema, make_engine
-from store.tokens import create_token, ensure_enterprise
+from store.db import make_engine
+from store.definitions.tenants import create_token, ensure_enterprise
+from store.schema import SchemaOutOfDate, create_schema
 
 app = typer.Typer(help="fleetpipe: durable pipeline runs over device fleets.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens.", no_args_is_help=True)

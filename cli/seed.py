@@ -12,17 +12,12 @@ from uuid import UUID
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from store.definitions import Device, Pipeline
-from store.engine import session_scope
-from store.pipelines import (
-    DeviceCreate,
-    NestedStageCreate,
-    OperationCreate,
-    PipelineCreate,
-    create_device,
-    create_pipeline,
-)
-from store.tokens import create_token, ensure_enterprise, enterprise_for_key
+from store.db import transaction
+from store.definitions.devices import Device, DeviceCreate, create_device
+from store.definitions.operation_lists import OperationCreate
+from store.definitions.pipelines import Pipeline
+from store.definitions.tenants import create_token, ensure_enterprise, enterprise_for_key
+from store.definitions.whole_pipelines import NestedStageCreate, PipelineCreate, create_pipeline
 
 DEMO_ENTERPRISE = "demo"
 DEMO_PIPELINE = "demo-rollout"
@@ -46,7 +41,7 @@ class DemoSeed:
 def seed_demo(engine: Engine, token_file: Path) -> DemoSeed:
     enterprise = ensure_enterprise(engine, DEMO_ENTERPRISE)
     token = _demo_token(engine, enterprise.id, token_file)
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         devices = _ensure_devices(session, enterprise.id)
         pipeline = _ensure_pipeline(session, enterprise.id, devices)
     return DemoSeed(enterprise.id, pipeline.id, [d.id for d in devices], token)

@@ -14,8 +14,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from domain.ids import pipeline_run_workflow_id
-from store.run_records import create_pipeline_run, discard_pipeline_run
-from store.runs import PipelineRun
+from store.runs.creation import create_pipeline_run, discard_pipeline_run
+from store.runs.tables import PipelineRun
 from workflows import names
 from workflows.messages import PipelineRunInput
 from workflows.pipeline_run import PipelineRunWorkflow
@@ -45,7 +45,7 @@ async def start_pipeline_run(
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
 ) -> PipelineRun:
-    """Create the run row and start its PipelineRunWorkflow. Raises store.run_records.
+    """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
     PipelineNotFound for an unknown pipeline (or one of another enterprise)."""
     run = await asyncio.to_thread(
         create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,

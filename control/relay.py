@@ -15,14 +15,14 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.commands import CommandEvent
 from domain.ids import target_run_workflow_id
-from store.commands import (
+from store.executor import run_db
+from store.runs.events import (
     RecordedEvents,
     SignalBatch,
     mark_signalled,
     pending_signals,
     record_command_events,
 )
-from store.executor import run_db
 from workflows.messages import CommandEvents
 from workflows.target_run import TargetRunWorkflow
 

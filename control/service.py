@@ -38,10 +38,14 @@ from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_r
 from domain.ids import target_run_id as derive_target_run_id
 from domain.statuses import RunKind, StageRunStatus, is_terminal
 from settings import Settings
-from store import queries, run_records
-from store.commands import RecordedEvents, UnknownCommand
-from store.runs import Command, PipelineRun, TargetRun
-from store.runs import CommandEvent as CommandEventRow
+from store.definitions import devices, pipelines
+from store.runs import commands, reads, retries
+from store.runs.commands import Command, UnknownCommand
+from store.runs.commands import CommandEvent as CommandEventRow
+from store.runs.creation import PipelineNotFound
+from store.runs.events import RecordedEvents
+from store.runs.tables import PipelineRun, TargetRun
+from store.tenancy import NotFound
 from workflows.messages import (
     AddTargetRequest,
     CommandCancelRequest,
@@ -81,12 +85,12 @@ class CommandState:
 def current_command(session: Session, enterprise_id: UUID, stage_run_id: UUID,
                     target_run_id: UUID) -> CommandState:
     """A target run's current command and its events; Missing while it has none yet."""
-    target_run = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+    target_run = reads.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
     if target_run.command_id is None:
         raise Missing(f"target run {target_run_id} has no command yet (it is "
                       f"{target_run.status})")
-    command = queries.get_command(session, enterprise_id, target_run.command_id)
-    return CommandState(command, queries.command_events(session, command.id))
+    command = commands.get_command(session, enterprise_id, target_run.command_id)
+    return CommandState(command, commands.command_events(session, command.id))
 
 
 def _refused(current: str, noun: str, action: str) -> ActionRefused:
@@ -127,7 +131,7 @@ class RunControl:
     async def start_pipeline_run(self, enterprise_id: UUID,
                                  pipeline_id: UUID) -> Outcome[PipelineRun]:
         """A run of the pipeline as it is now, started by an operator."""
-        await self._read(lambda s: queries.get_pipeline(s, enterprise_id, pipeline_id))
+        await self._read(lambda s: pipelines.get_pipeline(s, enterprise_id, pipeline_id))
         settings = self._settings
         try:
             run = await start_pipeline_run(
@@ -135,9 +139,9 @@ class RunControl:
                 pipeline_id=pipeline_id, task_queue=settings.task_queue,
                 search_attributes=settings.search_attributes,
                 stage_window=settings.stage_window, trigger_type="manual", trigger_source="api")
-        except run_records.PipelineNotFound:
-            raise queries.NotFound("pipeline", pipeline_id) from None
-        row = await self._read(lambda s: queries.get_pipeline_run(s, enterprise_id, run.id))
+        except PipelineNotFound:
+            raise NotFound("pipeline", pipeline_id) from None
+        row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
         return Outcome(row, message="Created")
 
     async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID,
@@ -145,7 +149,7 @@ class RunControl:
         """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running)."""
         deadline = answer_deadline()
         action = _action(RunKind.PIPELINE, status)
-        read = self._reader(lambda s: queries.get_pipeline_run(
+        read = self._reader(lambda s: reads.get_pipeline_run(
             s, enterprise_id, pipeline_run_id, pipeline_id))
         before = await asyncio.to_thread(read)
         if is_terminal(RunKind.PIPELINE, before.status):
@@ -163,11 +167,11 @@ class RunControl:
     # ---- stage runs ----------------------------------------------------------------------
     async def set_stage_run_status(self, enterprise_id: UUID, pipeline_run_id: UUID,
                                    stage_run_id: UUID,
-                                   status: str) -> Outcome[queries.StageRunRow]:
+                                   status: str) -> Outcome[reads.StageRunRow]:
         """Promote the stage run its pipeline run waits at (queued), or cancel it (cancelled)."""
         deadline = answer_deadline()
         action = _action(RunKind.STAGE, status)
-        read = self._reader(lambda s: queries.get_stage_run_row(
+        read = self._reader(lambda s: reads.get_stage_run_row(
             s, enterprise_id, stage_run_id, pipeline_run_id))
         before = await asyncio.to_thread(read)
         current = before.stage_run.status
@@ -192,10 +196,10 @@ class RunControl:
         in the stage run already)."""
 
         def check(session: Session) -> str:
-            stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
+            stage_run = reads.get_stage_run(session, enterprise_id, stage_run_id)
             try:
-                queries.get_device(session, enterprise_id, device_id)
-            except queries.NotFound:
+                devices.get_device(session, enterprise_id, device_id)
+            except NotFound:
                 raise ActionRefused("target_id", f"no device {device_id}") from None
             return stage_run.status
 
@@ -214,10 +218,10 @@ class RunControl:
         if sent.result is not None:
             ids = [UUID(i) for i in sent.result.target_run_ids]
         else:  # still being applied: the ids are derived, show whichever rows exist already
-            operations = await self._read(lambda s: queries.list_stage_run_operations(
+            operations = await self._read(lambda s: reads.list_stage_run_operations(
                 s, enterprise_id, stage_run_id, limit=1000, offset=0).items)
             ids = [derive_target_run_id(stage_run_id, device_id, op.id) for op in operations]
-        rows = await self._read(lambda s: queries.get_target_runs(s, ids))
+        rows = await self._read(lambda s: reads.get_target_runs(s, ids))
         return Outcome(rows, message="Created") if sent.answered else _still_applying(rows)
 
     async def update_target_run(self, enterprise_id: UUID, stage_run_id: UUID,
@@ -226,7 +230,7 @@ class RunControl:
         """Cancel a target run (status cancelled) before its command is dispatched. Its
         device_name is kept from the device at the time of the run: only that value is taken."""
         deadline = answer_deadline()
-        read = self._reader(lambda s: queries.get_target_run(s, enterprise_id, target_run_id,
+        read = self._reader(lambda s: reads.get_target_run(s, enterprise_id, target_run_id,
                                                              stage_run_id))
         before = await asyncio.to_thread(read)
         if device_name is not None and device_name != before.device_name:
@@ -259,9 +263,9 @@ class RunControl:
         deadline = answer_deadline()
 
         def check(session: Session) -> tuple[TargetRun, str]:
-            target_run = queries.get_target_run(session, enterprise_id, target_run_id,
+            target_run = reads.get_target_run(session, enterprise_id, target_run_id,
                                                 stage_run_id)
-            stage_run = queries.get_stage_run(session, enterprise_id, stage_run_id)
+            stage_run = reads.get_stage_run(session, enterprise_id, stage_run_id)
             status, command_status = target_run.status, target_run.command_status
             if target_run.command_id and command_status and not is_terminal(RunKind.COMMAND,
                                                                              command_status):
@@ -270,7 +274,7 @@ class RunControl:
             if not is_terminal(RunKind.TARGET, status):
                 raise ActionRefused("command", f"target run {target_run_id} is {status}: its "
                                     "command is being created by the run itself")
-            refusal = run_records.retry_refusal(session, target_run)
+            refusal = retries.retry_refusal(session, target_run)
             if refusal is not None:
                 raise ActionRefused("command", str(refusal), refusal.allowed)
             return target_run, stage_run.status
@@ -291,11 +295,11 @@ class RunControl:
                                       old.generation + 1)
 
         def new_state(session: Session) -> tuple[TargetRun | None, CommandState | None]:
-            rows = queries.get_target_runs(session, [new_id])
+            rows = reads.get_target_runs(session, [new_id])
             if not rows or rows[0].command_id is None:
                 return (rows[0] if rows else None), None
-            command = queries.get_command(session, enterprise_id, rows[0].command_id)
-            return rows[0], CommandState(command, queries.command_events(session, command.id))
+            command = commands.get_command(session, enterprise_id, rows[0].command_id)
+            return rows[0], CommandState(command, commands.command_events(session, command.id))
 
         waiting = sent.result.waiting if sent.result is not None else ""
         row, command = await settle(self._reader(new_state), lambda st: not sent.answered
@@ -320,11 +324,11 @@ class RunControl:
         _action(RunKind.COMMAND, request_status, field="request_status")
 
         def check(session: Session) -> str:
-            target_run = queries.get_target_run(session, enterprise_id, target_run_id,
+            target_run = reads.get_target_run(session, enterprise_id, target_run_id,
                                                 stage_run_id)
-            command = queries.get_command(session, enterprise_id, command_id)
+            command = commands.get_command(session, enterprise_id, command_id)
             if command.target_run_id != target_run.id:
-                raise queries.NotFound("command", command_id)
+                raise NotFound("command", command_id)
             return command.status
 
         status = await self._read(check)
@@ -345,12 +349,12 @@ class RunControl:
                                    event: CommandEvent) -> RecordedEvents:
         """A gateway's report of a command's progress: recorded, then passed to its run.
         Duplicates and out-of-order events are recorded but change nothing."""
-        await self._read(lambda s: queries.get_command(s, enterprise_id, command_id))
+        await self._read(lambda s: commands.get_command(s, enterprise_id, command_id))
         relay = CommandEventRelay(self._engine, await self._temporal.get())
         try:
             return await relay.record_and_signal(command_id, [event])
         except UnknownCommand:
-            raise queries.NotFound("command", command_id) from None
+            raise NotFound("command", command_id) from None
         except RPCError:
             raise RunsUnavailable("the event is recorded; passing it to the run failed and "
                                   "will be retried") from None

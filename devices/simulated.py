@@ -18,13 +18,13 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-import store.commands  # noqa: F401  (registers the sim_delivery and outbox tables)
+from devices.sim_records import claim_sim_delivery, create_tables
 from domain.commands import CommandEvent, DeviceCommand
 from domain.gateway import EventSink
 from domain.statuses import CommandStatus, RunKind, is_terminal
-from store.commands import OpenCommand, UnknownCommand, claim_sim_delivery, load_open_command
-from store.commands import open_commands as store_open_commands
 from store.executor import run_db
+from store.runs.commands import OpenCommand, UnknownCommand, load_open_command
+from store.runs.commands import open_commands as store_open_commands
 from store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,9 @@ class SimulatedFleet:
 
     # ---- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
-        """Resume every command of this gateway that an earlier process left open."""
+        """Create the fleet's own table if missing, then resume every command of this gateway
+        that an earlier process left open."""
+        await run_db(self._engine, create_tables, self._engine)
         for found in await run_db(self._engine, store_open_commands, self._engine, self.name):
             if found.command_id in self._walks or found.command_id in self._ended:
                 continue

@@ -17,7 +17,8 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
-from store.engine import create_schema, make_engine
+from store.db import make_engine
+from store.schema import create_schema
 from workflows.converter import DATA_CONVERTER
 from workflows.names import SEARCH_ATTRIBUTES
 

@@ -13,17 +13,12 @@ from api.deps import ControlDep, EnterpriseDep, SessionDep
 from api.envelope import Envelope, error_responses, respond
 from api.filters import parse_status_field
 from api.outcomes import respond_outcome
-from api.schemas import (
-    CommandPublic,
-    CommandRequest,
-    CommandUpdate,
-    DeviceEventIn,
-    DeviceEventResult,
-)
+from api.schemas import CommandRequest, CommandUpdate, DeviceEventIn, DeviceEventResult
 from control.service import CommandState, current_command
 from domain.commands import CommandEvent
 from domain.statuses import RunKind
-from store.runs import TargetRun
+from store.runs.commands import CommandPublic
+from store.runs.tables import TargetRun
 
 router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
 COMMAND = "/stageruns/{stage_run_id}/targetruns/{target_run_id}/command"

@@ -12,9 +12,8 @@ from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
-from api.schemas import OperationListPublic, OperationPublic
-from store import pipelines as writes
-from store import queries
+from store.definitions import operation_lists
+from store.definitions.operation_lists import OperationListPublic, OperationPublic
 
 router = APIRouter(tags=["Operations"], responses=error_responses(400, 401, 404))
 OPS = "/operationlists/{operation_list_id}/operations"
@@ -25,7 +24,7 @@ OPS = "/operationlists/{operation_list_id}/operations"
             response_model=Envelope[ListContent[OperationListPublic]])
 def list_operation_lists(stage_id: UUID, request: Request, session: SessionDep,
                          enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
-    page = queries.list_stage_operation_lists(session, enterprise_id, stage_id,
+    page = operation_lists.list_stage_operation_lists(session, enterprise_id, stage_id,
                                               limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.operation_list(r) for r in page.items],
                         paging)
@@ -34,10 +33,10 @@ def list_operation_lists(stage_id: UUID, request: Request, session: SessionDep,
 @router.post("/stages/{stage_id}/operationlists", name="create_operation_list",
              summary="Create an operation list for a stage", status_code=201,
              response_model=Envelope[OperationListPublic])
-def create_operation_list(stage_id: UUID, body: writes.OperationListCreate,
+def create_operation_list(stage_id: UUID, body: operation_lists.OperationListCreate,
                           session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """`name`, `description`, and optionally `pipeline_id` (must be the stage's)."""
-    row = writes.create_operation_list(session, enterprise_id, stage_id, body)
+    row = operation_lists.create_operation_list(session, enterprise_id, stage_id, body)
     return respond(present.operation_list(row), 201)
 
 
@@ -45,15 +44,15 @@ def create_operation_list(stage_id: UUID, body: writes.OperationListCreate,
             summary="Get an operation list", response_model=Envelope[OperationListPublic])
 def get_operation_list(operation_list_id: UUID, session: SessionDep,
                        enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_operation_list(session, enterprise_id, operation_list_id)
+    row = operation_lists.get_operation_list(session, enterprise_id, operation_list_id)
     return respond(present.operation_list(row))
 
 
 @router.put("/operationlists/{operation_list_id}", name="update_operation_list",
             summary="Update an operation list", response_model=Envelope[OperationListPublic])
-def update_operation_list(operation_list_id: UUID, body: writes.OperationListUpdate,
+def update_operation_list(operation_list_id: UUID, body: operation_lists.OperationListUpdate,
                           session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = writes.update_operation_list(session, enterprise_id, operation_list_id, body)
+    row = operation_lists.update_operation_list(session, enterprise_id, operation_list_id, body)
     return respond(present.operation_list(row))
 
 
@@ -62,7 +61,7 @@ def update_operation_list(operation_list_id: UUID, body: writes.OperationListUpd
 def delete_operation_list(operation_list_id: UUID, session: SessionDep,
                           enterprise_id: EnterpriseDep) -> JSONResponse:
     """With its operations."""
-    row = writes.delete_operation_list(session, enterprise_id, operation_list_id)
+    row = operation_lists.delete_operation_list(session, enterprise_id, operation_list_id)
     return respond(present.operation_list(row))
 
 
@@ -71,19 +70,19 @@ def delete_operation_list(operation_list_id: UUID, session: SessionDep,
 def list_operations(operation_list_id: UUID, request: Request, session: SessionDep,
                     enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
     """In the order they are sent to each device."""
-    page = queries.list_operations(session, enterprise_id, operation_list_id,
+    page = operation_lists.list_operations(session, enterprise_id, operation_list_id,
                                    limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.operation(r) for r in page.items], paging)
 
 
 @router.post(OPS, name="create_operation", summary="Add an operation", status_code=201,
              response_model=Envelope[OperationPublic])
-def create_operation(operation_list_id: UUID, body: writes.OperationCreate,
+def create_operation(operation_list_id: UUID, body: operation_lists.OperationCreate,
                      session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """`operation_type` (INSTALL, UNINSTALL, REBOOT, UPDATE_DEVICE_CONFIG, SET_APP_STATE, WIPE)
     and `args` (INSTALL needs package_name and app_version). Unknown types and missing
     arguments are a 400 naming what is allowed."""
-    row = writes.create_operation(session, enterprise_id, operation_list_id, body)
+    row = operation_lists.create_operation(session, enterprise_id, operation_list_id, body)
     return respond(present.operation(row), 201)
 
 
@@ -91,15 +90,17 @@ def create_operation(operation_list_id: UUID, body: writes.OperationCreate,
             response_model=Envelope[OperationPublic])
 def get_operation(operation_list_id: UUID, operation_id: UUID, session: SessionDep,
                   enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_operation(session, enterprise_id, operation_list_id, operation_id)
+    row = operation_lists.get_operation(session, enterprise_id, operation_list_id, operation_id)
     return respond(present.operation(row))
 
 
 @router.put(OPS + "/{operation_id}", name="update_operation", summary="Update an operation",
             response_model=Envelope[OperationPublic])
-def update_operation(operation_list_id: UUID, operation_id: UUID, body: writes.OperationUpdate,
-                     session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = writes.update_operation(session, enterprise_id, operation_list_id, operation_id, body)
+def update_operation(operation_list_id: UUID, operation_id: UUID,
+                     body: operation_lists.OperationUpdate, session: SessionDep,
+                     enterprise_id: EnterpriseDep) -> JSONResponse:
+    row = operation_lists.update_operation(session, enterprise_id, operation_list_id,
+                                           operation_id, body)
     return respond(present.operation(row))
 
 
@@ -107,5 +108,5 @@ def update_operation(operation_list_id: UUID, operation_id: UUID, body: writes.O
                response_model=Envelope[OperationPublic])
 def delete_operation(operation_list_id: UUID, operation_id: UUID, session: SessionDep,
                      enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = writes.delete_operation(session, enterprise_id, operation_list_id, operation_id)
+    row = operation_lists.delete_operation(session, enterprise_id, operation_list_id, operation_id)
     return respond(present.operation(row))

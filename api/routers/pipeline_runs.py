@@ -17,9 +17,10 @@ from api.envelope import Envelope, ListContent, error_responses, respond
 from api.filters import parse_filter
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
-from api.schemas import PipelineRunCreate, PipelineRunPublic, StatusAction
+from api.schemas import PipelineRunCreate, StatusAction
 from domain.statuses import RunKind
-from store import queries
+from store.runs import reads
+from store.runs.tables import PipelineRunPublic
 
 router = APIRouter(tags=["Pipeline Runs"], responses=error_responses(400, 401, 404))
 ONE = "/pipelines/{pipeline_id}/runs/{pipeline_run_id}"
@@ -46,7 +47,7 @@ def list_runs(
     pipeline_name: Annotated[str | None, Query(description="Filter by pipeline name")] = None,
     ordering: Annotated[str | None, Query(description=_ordering_doc(ORDERINGS))] = None,
 ) -> JSONResponse:
-    page = queries.list_pipeline_runs(
+    page = reads.list_pipeline_runs(
         session, enterprise_id, status=parse_filter(RunKind.PIPELINE, status),
         pipeline_name=pipeline_name, ordering=ordering, limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.pipeline_run(r) for r in page.items], paging)
@@ -66,7 +67,7 @@ def list_pipeline_runs(
         tuple(n for n in ORDERINGS if n != "pipeline__name")))] = None,
 ) -> JSONResponse:
     """A pipeline's runs stay listed after the pipeline itself is deleted."""
-    page = queries.list_pipeline_runs(
+    page = reads.list_pipeline_runs(
         session, enterprise_id, pipeline_id=pipeline_id,
         status=parse_filter(RunKind.PIPELINE, status), ordering=ordering,
         limit=paging.limit, offset=paging.offset)
@@ -91,7 +92,7 @@ async def create_pipeline_run(
             response_model=Envelope[PipelineRunPublic])
 def get_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: SessionDep,
                      enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
+    row = reads.get_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
     return respond(present.pipeline_run(row))
 
 
@@ -119,5 +120,5 @@ def delete_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: Sessi
                         enterprise_id: EnterpriseDep) -> JSONResponse:
     """Only a finished run (success, failure, cancelled, invalid or timeout): it is removed
     with its stage runs, target runs and commands. Otherwise a 400 naming its status."""
-    row = queries.delete_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
+    row = reads.delete_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
     return respond(present.pipeline_run(row), 200, "Deleted")

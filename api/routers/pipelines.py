@@ -12,9 +12,8 @@ from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
-from api.schemas import PipelinePublic
-from store import pipelines as writes
-from store import queries
+from store.definitions import pipelines, removal, whole_pipelines
+from store.definitions.pipelines import PipelinePublic
 
 router = APIRouter(prefix="/pipelines", tags=["Pipelines"],
                    responses=error_responses(400, 401, 404))
@@ -31,7 +30,7 @@ def list_pipelines(
     ordering: Annotated[str | None, Query(
         description="name, created_at, updated_at, or a `-` form (default -created_at)")] = None,
 ) -> JSONResponse:
-    page = queries.list_pipelines(session, enterprise_id, name=name, ordering=ordering,
+    page = pipelines.list_pipelines(session, enterprise_id, name=name, ordering=ordering,
                                   limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.pipeline(row) for row in page.items],
                         paging)
@@ -39,12 +38,12 @@ def list_pipelines(
 
 @router.post("", name="create_pipeline", summary="Create a pipeline", status_code=201,
              response_model=Envelope[PipelinePublic])
-def create_pipeline(body: writes.PipelineCreate, session: SessionDep,
+def create_pipeline(body: whole_pipelines.PipelineCreate, session: SessionDep,
                     enterprise_id: EnterpriseDep) -> JSONResponse:
     """`name` and `description`; optionally `stages`, each with `device_ids`,
     `device_group_ids` and `operations`, to create the whole pipeline at once. Everything is
     checked before anything is written."""
-    row = writes.create_pipeline(session, enterprise_id, body)
+    row = whole_pipelines.create_pipeline(session, enterprise_id, body)
     return respond(present.pipeline_detail(session, row), 201)
 
 
@@ -52,16 +51,16 @@ def create_pipeline(body: writes.PipelineCreate, session: SessionDep,
             response_model=Envelope[PipelinePublic])
 def get_pipeline(pipeline_id: UUID, session: SessionDep,
                  enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_pipeline(session, enterprise_id, pipeline_id)
+    row = pipelines.get_pipeline(session, enterprise_id, pipeline_id)
     return respond(present.pipeline_detail(session, row))
 
 
 @router.put("/{pipeline_id}", name="update_pipeline", summary="Update a pipeline",
             response_model=Envelope[PipelinePublic])
-def update_pipeline(pipeline_id: UUID, body: writes.PipelineUpdate, session: SessionDep,
+def update_pipeline(pipeline_id: UUID, body: pipelines.PipelineUpdate, session: SessionDep,
                     enterprise_id: EnterpriseDep) -> JSONResponse:
     """Changes the fields given. Runs already started keep their snapshot."""
-    row = writes.update_pipeline(session, enterprise_id, pipeline_id, body)
+    row = pipelines.update_pipeline(session, enterprise_id, pipeline_id, body)
     return respond(present.pipeline_detail(session, row))
 
 
@@ -70,5 +69,5 @@ def update_pipeline(pipeline_id: UUID, body: writes.PipelineUpdate, session: Ses
 def delete_pipeline(pipeline_id: UUID, session: SessionDep,
                     enterprise_id: EnterpriseDep) -> JSONResponse:
     """The definition with its stages, target lists and operations. Its runs stay readable."""
-    row = writes.delete_pipeline(session, enterprise_id, pipeline_id)
+    row = removal.delete_pipeline(session, enterprise_id, pipeline_id)
     return respond(present.pipeline(row))

@@ -15,9 +15,10 @@ from api.envelope import Envelope, ListContent, error_responses, respond
 from api.filters import parse_filter
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
-from api.schemas import StageRunOperationPublic, StageRunPublic, StatusAction
+from api.schemas import StatusAction
 from domain.statuses import RunKind
-from store import queries
+from store.runs import reads
+from store.runs.tables import StageRunOperationPublic, StageRunPublic
 
 router = APIRouter(tags=["Stage Runs"], responses=error_responses(400, 401, 404))
 ONE = "/runs/{pipeline_run_id}/stageruns/{stage_run_id}"
@@ -37,7 +38,7 @@ def list_stage_runs(
         "cancelled, invalid or timeout (any case)")] = None,
 ) -> JSONResponse:
     """In stage order, each with the per-status counts of its target runs."""
-    page = queries.list_stage_runs(session, enterprise_id, pipeline_run_id,
+    page = reads.list_stage_runs(session, enterprise_id, pipeline_run_id,
                                    status=parse_filter(RunKind.STAGE, status),
                                    limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.stage_run(r) for r in page.items], paging)
@@ -47,7 +48,7 @@ def list_stage_runs(
             response_model=Envelope[StageRunPublic])
 def get_stage_run(pipeline_run_id: UUID, stage_run_id: UUID, session: SessionDep,
                   enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_stage_run_row(session, enterprise_id, stage_run_id, pipeline_run_id)
+    row = reads.get_stage_run_row(session, enterprise_id, stage_run_id, pipeline_run_id)
     return respond(present.stage_run(row))
 
 
@@ -75,7 +76,7 @@ async def update_stage_run(
 def list_stage_run_operations(stage_run_id: UUID, request: Request, session: SessionDep,
                               enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
     """The operations the stage run sends to each device, in order (from the run's snapshot)."""
-    page = queries.list_stage_run_operations(session, enterprise_id, stage_run_id,
+    page = reads.list_stage_run_operations(session, enterprise_id, stage_run_id,
                                              limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.stage_run_operation(r) for r in page.items],
                         paging)
@@ -86,6 +87,6 @@ def list_stage_run_operations(stage_run_id: UUID, request: Request, session: Ses
             response_model=Envelope[StageRunOperationPublic])
 def get_stage_run_operation(stage_run_id: UUID, stage_run_operation_id: UUID,
                             session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_stage_run_operation(session, enterprise_id, stage_run_id,
+    row = reads.get_stage_run_operation(session, enterprise_id, stage_run_id,
                                           stage_run_operation_id)
     return respond(present.stage_run_operation(row))

@@ -11,9 +11,8 @@ from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
-from api.schemas import StagePublic
-from store import pipelines as writes
-from store import queries
+from store.definitions import pipelines, removal
+from store.definitions.pipelines import StagePublic
 
 router = APIRouter(prefix="/pipelines/{pipeline_id}/stages", tags=["Stages"],
                    responses=error_responses(400, 401, 404))
@@ -24,18 +23,18 @@ router = APIRouter(prefix="/pipelines/{pipeline_id}/stages", tags=["Stages"],
 def list_stages(pipeline_id: UUID, request: Request, session: SessionDep,
                 enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
     """In run order."""
-    page = queries.list_stages(session, enterprise_id, pipeline_id, limit=paging.limit,
+    page = pipelines.list_stages(session, enterprise_id, pipeline_id, limit=paging.limit,
                                offset=paging.offset)
     return respond_page(request, page.count, present.stages(session, page.items), paging)
 
 
 @router.post("", name="create_stage", summary="Add a stage", status_code=201,
              response_model=Envelope[StagePublic])
-def create_stage(pipeline_id: UUID, body: writes.StageCreate, session: SessionDep,
+def create_stage(pipeline_id: UUID, body: pipelines.StageCreate, session: SessionDep,
                  enterprise_id: EnterpriseDep) -> JSONResponse:
     """`name`, `description`, `order` (default: last), `trigger` (default: automatic for the
     first stage, manual after), `timeout_seconds` (default 7 days) and `rollout`."""
-    row = writes.create_stage(session, enterprise_id, pipeline_id, body)
+    row = pipelines.create_stage(session, enterprise_id, pipeline_id, body)
     return respond(present.stage(session, row), 201)
 
 
@@ -43,16 +42,16 @@ def create_stage(pipeline_id: UUID, body: writes.StageCreate, session: SessionDe
             response_model=Envelope[StagePublic])
 def get_stage(pipeline_id: UUID, stage_id: UUID, session: SessionDep,
               enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_stage(session, enterprise_id, stage_id, pipeline_id)
+    row = pipelines.get_stage(session, enterprise_id, stage_id, pipeline_id)
     return respond(present.stage(session, row))
 
 
 @router.put("/{stage_id}", name="update_stage", summary="Update a stage",
             response_model=Envelope[StagePublic])
-def update_stage(pipeline_id: UUID, stage_id: UUID, body: writes.StageUpdate,
+def update_stage(pipeline_id: UUID, stage_id: UUID, body: pipelines.StageUpdate,
                  session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """Changes the fields given (`rollout` is replaced whole)."""
-    row = writes.update_stage(session, enterprise_id, pipeline_id, stage_id, body)
+    row = pipelines.update_stage(session, enterprise_id, pipeline_id, stage_id, body)
     return respond(present.stage(session, row))
 
 
@@ -61,5 +60,5 @@ def update_stage(pipeline_id: UUID, stage_id: UUID, body: writes.StageUpdate,
 def delete_stage(pipeline_id: UUID, stage_id: UUID, session: SessionDep,
                  enterprise_id: EnterpriseDep) -> JSONResponse:
     """With its operation lists; its target lists stay in the pipeline."""
-    row = writes.delete_stage(session, enterprise_id, pipeline_id, stage_id)
+    row = removal.delete_stage(session, enterprise_id, pipeline_id, stage_id)
     return respond(present.stage(session, row))

@@ -12,9 +12,9 @@ from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
 from api.envelope import Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
-from api.schemas import DevicePublic, TargetGroupPublic, TargetListPublic, TargetPublic
-from store import pipelines as writes
-from store import queries
+from store.definitions import devices, target_lists
+from store.definitions.devices import DevicePublic
+from store.definitions.target_lists import TargetGroupPublic, TargetListPublic, TargetPublic
 
 router = APIRouter(tags=["Target lists"], responses=error_responses(400, 401, 404))
 LISTS = "/pipelines/{pipeline_id}/targetlists"
@@ -25,17 +25,17 @@ ONE = LISTS + "/{target_list_id}"
             response_model=Envelope[ListContent[TargetListPublic]])
 def list_target_lists(pipeline_id: UUID, request: Request, session: SessionDep,
                       enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
-    page = queries.list_target_lists(session, enterprise_id, pipeline_id, limit=paging.limit,
+    page = target_lists.list_target_lists(session, enterprise_id, pipeline_id, limit=paging.limit,
                                      offset=paging.offset)
     return respond_page(request, page.count, present.target_lists(session, page.items), paging)
 
 
 @router.post(LISTS, name="create_target_list", summary="Create a target list", status_code=201,
              response_model=Envelope[TargetListPublic])
-def create_target_list(pipeline_id: UUID, body: writes.TargetListCreate, session: SessionDep,
+def create_target_list(pipeline_id: UUID, body: target_lists.TargetListCreate, session: SessionDep,
                        enterprise_id: EnterpriseDep) -> JSONResponse:
     """`name` and `target_list_type`: DEVICES (holds devices) or GROUPS (holds device groups)."""
-    row = writes.create_target_list(session, enterprise_id, pipeline_id, body)
+    row = target_lists.create_target_list(session, enterprise_id, pipeline_id, body)
     return respond(present.target_list(session, row), 201)
 
 
@@ -43,15 +43,15 @@ def create_target_list(pipeline_id: UUID, body: writes.TargetListCreate, session
             response_model=Envelope[TargetListPublic])
 def get_target_list(pipeline_id: UUID, target_list_id: UUID, session: SessionDep,
                     enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_target_list(session, enterprise_id, target_list_id, pipeline_id)
+    row = target_lists.get_target_list(session, enterprise_id, target_list_id, pipeline_id)
     return respond(present.target_list(session, row))
 
 
 @router.put(ONE, name="update_target_list", summary="Rename a target list",
             response_model=Envelope[TargetListPublic])
-def update_target_list(pipeline_id: UUID, target_list_id: UUID, body: writes.TargetListUpdate,
+def update_target_list(pipeline_id: UUID, target_list_id: UUID, body: target_lists.TargetListUpdate,
                        session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = writes.update_target_list(session, enterprise_id, pipeline_id, target_list_id, body)
+    row = target_lists.update_target_list(session, enterprise_id, pipeline_id, target_list_id, body)
     return respond(present.target_list(session, row))
 
 
@@ -60,7 +60,7 @@ def update_target_list(pipeline_id: UUID, target_list_id: UUID, body: writes.Tar
 def delete_target_list(pipeline_id: UUID, target_list_id: UUID, session: SessionDep,
                        enterprise_id: EnterpriseDep) -> JSONResponse:
     """Detaches it from its stages too; the devices and groups stay."""
-    row = writes.delete_target_list(session, enterprise_id, pipeline_id, target_list_id)
+    row = target_lists.delete_target_list(session, enterprise_id, pipeline_id, target_list_id)
     return respond(present.target_list(session, row))
 
 
@@ -69,7 +69,7 @@ def delete_target_list(pipeline_id: UUID, target_list_id: UUID, session: Session
 def list_targets(pipeline_id: UUID, target_list_id: UUID, request: Request,
                  session: SessionDep, enterprise_id: EnterpriseDep,
                  paging: PagingDep) -> JSONResponse:
-    page = queries.list_target_devices(session, enterprise_id, pipeline_id, target_list_id,
+    page = target_lists.list_target_devices(session, enterprise_id, pipeline_id, target_list_id,
                                        limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count,
                         [present.target(link, device) for link, device in page.items], paging)
@@ -77,11 +77,11 @@ def list_targets(pipeline_id: UUID, target_list_id: UUID, request: Request,
 
 @router.post(ONE + "/targets", name="add_target", summary="Add a device to a DEVICES list",
              status_code=201, response_model=Envelope[TargetPublic])
-def add_target(pipeline_id: UUID, target_list_id: UUID, body: writes.TargetCreate,
+def add_target(pipeline_id: UUID, target_list_id: UUID, body: target_lists.TargetCreate,
                session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """`device_id`: one of the enterprise's devices. Adding it again changes nothing."""
-    link = writes.add_target_device(session, enterprise_id, pipeline_id, target_list_id, body)
-    device = queries.get_device(session, enterprise_id, link.device_id)
+    link = target_lists.add_target_device(session, enterprise_id, pipeline_id, target_list_id, body)
+    device = devices.get_device(session, enterprise_id, link.device_id)
     return respond(present.target(link, device), 201)
 
 
@@ -91,7 +91,7 @@ def add_target(pipeline_id: UUID, target_list_id: UUID, body: writes.TargetCreat
 def remove_target(pipeline_id: UUID, target_list_id: UUID, target_id: UUID,
                   session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """`target_id`: the target's id, or the device's id."""
-    link = writes.remove_target_device(session, enterprise_id, pipeline_id, target_list_id,
+    link = target_lists.remove_target_device(session, enterprise_id, pipeline_id, target_list_id,
                                        target_id)
     return respond(present.target(link))
 
@@ -102,7 +102,7 @@ def remove_target(pipeline_id: UUID, target_list_id: UUID, target_id: UUID,
 def list_target_groups(pipeline_id: UUID, target_list_id: UUID, request: Request,
                        session: SessionDep, enterprise_id: EnterpriseDep,
                        paging: PagingDep) -> JSONResponse:
-    page = queries.list_target_groups(session, enterprise_id, pipeline_id, target_list_id,
+    page = target_lists.list_target_groups(session, enterprise_id, pipeline_id, target_list_id,
                                       limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count,
                         [present.target_group(link, group) for link, group in page.items],
@@ -112,12 +112,12 @@ def list_target_groups(pipeline_id: UUID, target_list_id: UUID, request: Request
 @router.post(ONE + "/devicegroups", name="add_target_group",
              summary="Add a device group to a GROUPS list", status_code=201,
              response_model=Envelope[TargetGroupPublic])
-def add_target_group(pipeline_id: UUID, target_list_id: UUID, body: writes.TargetGroupCreate,
+def add_target_group(pipeline_id: UUID, target_list_id: UUID, body: target_lists.TargetGroupCreate,
                      session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """`device_group_id`: one of the enterprise's groups. It expands to its devices when a
     stage run starts."""
-    link = writes.add_target_group(session, enterprise_id, pipeline_id, target_list_id, body)
-    group = queries.get_device_group(session, enterprise_id, link.device_group_id)
+    link = target_lists.add_target_group(session, enterprise_id, pipeline_id, target_list_id, body)
+    group = devices.get_device_group(session, enterprise_id, link.device_group_id)
     return respond(present.target_group(link, group), 201)
 
 
@@ -126,7 +126,7 @@ def add_target_group(pipeline_id: UUID, target_list_id: UUID, body: writes.Targe
                response_model=Envelope[TargetGroupPublic])
 def remove_target_group(pipeline_id: UUID, target_list_id: UUID, device_group_id: UUID,
                         session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
-    link = writes.remove_target_group(session, enterprise_id, pipeline_id, target_list_id,
+    link = target_lists.remove_target_group(session, enterprise_id, pipeline_id, target_list_id,
                                       device_group_id)
     return respond(present.target_group(link))
 
@@ -137,7 +137,7 @@ def remove_target_group(pipeline_id: UUID, target_list_id: UUID, device_group_id
 def list_target_group_devices(pipeline_id: UUID, target_list_id: UUID, device_group_id: UUID,
                               request: Request, session: SessionDep,
                               enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
-    page = queries.list_target_group_devices(session, enterprise_id, pipeline_id,
+    page = target_lists.list_target_group_devices(session, enterprise_id, pipeline_id,
                                              target_list_id, device_group_id,
                                              limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, present.devices(session, page.items), paging)
@@ -148,7 +148,7 @@ def list_target_group_devices(pipeline_id: UUID, target_list_id: UUID, device_gr
             response_model=Envelope[ListContent[TargetListPublic]])
 def list_stage_target_lists(stage_id: UUID, request: Request, session: SessionDep,
                             enterprise_id: EnterpriseDep, paging: PagingDep) -> JSONResponse:
-    page = queries.list_stage_target_lists(session, enterprise_id, stage_id,
+    page = target_lists.list_stage_target_lists(session, enterprise_id, stage_id,
                                            limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, present.target_lists(session, page.items), paging)
 
@@ -156,10 +156,10 @@ def list_stage_target_lists(stage_id: UUID, request: Request, session: SessionDe
 @router.post("/stages/{stage_id}/targetlists", name="attach_target_list",
              summary="Attach a target list to a stage", status_code=201,
              response_model=Envelope[TargetListPublic])
-def attach_target_list(stage_id: UUID, body: writes.StageTargetListAttach, session: SessionDep,
-                       enterprise_id: EnterpriseDep) -> JSONResponse:
+def attach_target_list(stage_id: UUID, body: target_lists.StageTargetListAttach,
+                       session: SessionDep, enterprise_id: EnterpriseDep) -> JSONResponse:
     """`target_list_id`: a list of the stage's pipeline. Attaching it again changes nothing."""
-    row = writes.attach_target_list(session, enterprise_id, stage_id, body)
+    row = target_lists.attach_target_list(session, enterprise_id, stage_id, body)
     return respond(present.target_list(session, row), 201)
 
 
@@ -169,5 +169,5 @@ def attach_target_list(stage_id: UUID, body: writes.StageTargetListAttach, sessi
 def detach_target_list(stage_id: UUID, target_list_id: UUID, session: SessionDep,
                        enterprise_id: EnterpriseDep) -> JSONResponse:
     """The list stays in the pipeline."""
-    row = writes.detach_target_list(session, enterprise_id, stage_id, target_list_id)
+    row = target_lists.detach_target_list(session, enterprise_id, stage_id, target_list_id)
     return respond(present.target_list(session, row))

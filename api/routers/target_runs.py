@@ -14,9 +14,10 @@ from api.envelope import Envelope, ListContent, error_responses, respond
 from api.filters import parse_filter
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
-from api.schemas import TargetRunAdd, TargetRunPublic, TargetRunUpdate
+from api.schemas import TargetRunAdd, TargetRunUpdate
 from domain.statuses import RunKind
-from store import queries
+from store.runs import reads
+from store.runs.tables import TargetRunPublic
 
 router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
 LIST = "/stageruns/{stage_run_id}/targetruns"
@@ -41,7 +42,7 @@ def list_target_runs(
         "ended_at, device_name and their - forms. Default: device order, then operation.")
     ] = None,
 ) -> JSONResponse:
-    page = queries.list_target_runs(
+    page = reads.list_target_runs(
         session, enterprise_id, stage_run_id, status=parse_filter(RunKind.TARGET, status),
         stage_run_operation_id=stage_run_operation_id, ordering=ordering,
         limit=paging.limit, offset=paging.offset)
@@ -69,7 +70,7 @@ async def create_target_runs(
             response_model=Envelope[TargetRunPublic])
 def get_target_run(stage_run_id: UUID, target_run_id: UUID, session: SessionDep,
                    enterprise_id: EnterpriseDep) -> JSONResponse:
-    row = queries.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
+    row = reads.get_target_run(session, enterprise_id, target_run_id, stage_run_id)
     return respond(present.target_run(row))
 
 

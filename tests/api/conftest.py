@@ -17,7 +17,7 @@ from temporalio.client import Client
 
 from api.app import create_app
 from settings import Settings
-from store.tokens import create_token, ensure_enterprise
+from store.definitions.tenants import create_token, ensure_enterprise
 
 BASE = "/api/pipelines/v0"
 # Every request in these tests must answer within this many seconds (the bar).

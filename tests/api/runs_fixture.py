@@ -10,8 +10,9 @@ from uuid import UUID, uuid4
 from sqlalchemy.engine import Engine
 
 from domain.ids import target_run_id
-from store.engine import session_scope
-from store.runs import Command, CommandEvent, PipelineRun, StageRun, StageRunOperation, TargetRun
+from store.db import transaction
+from store.runs.commands import Command, CommandEvent
+from store.runs.tables import PipelineRun, StageRun, StageRunOperation, TargetRun
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -36,7 +37,7 @@ def seed_runs(engine: Engine, enterprise_id: UUID) -> Seeded:
         (alpha, "alpha", 3, "pending", None, None),
         (beta, "beta", 1, "failure", 2, 10),
     ]
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         for index, (pipeline_id, name, number, status, started, ended) in enumerate(plan):
             run = PipelineRun(
                 enterprise_id=enterprise_id, pipeline_id=pipeline_id, pipeline_name=name,

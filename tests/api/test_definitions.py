@@ -7,7 +7,9 @@ import uuid
 
 from sqlmodel import Session, select
 
-from store.definitions import Operation, Pipeline, Stage, TargetList
+from store.definitions.operation_lists import Operation
+from store.definitions.pipelines import Pipeline, Stage
+from store.definitions.target_lists import TargetList
 from tests.api.conftest import Api
 from tests.api.test_envelope_auth import assert_error
 

@@ -1,4 +1,5 @@
-"""store.queries on SQLite and PostgreSQL: scoping, filters, every ordering, counts, paging."""
+"""The API's reads on SQLite and PostgreSQL (store.runs.reads, the definitions' reads):
+scoping, filters, every ordering, counts, paging."""
 
 from __future__ import annotations
 
@@ -8,8 +9,10 @@ import pytest
 from sqlalchemy import event
 from sqlmodel import Session
 
-from store import queries
-from store.tokens import ensure_enterprise
+from store import paging, tenancy
+from store.db import transaction
+from store.definitions.tenants import ensure_enterprise
+from store.runs import commands, reads
 from tests.api.runs_fixture import seed_runs
 
 
@@ -38,7 +41,7 @@ def numbers(page) -> list[tuple[str, int]]:
 def test_run_orderings(seeded, ordering, expected):
     engine, enterprise_id, _, _ = seeded
     with Session(engine) as session:
-        page = queries.list_pipeline_runs(session, enterprise_id, ordering=ordering, limit=10,
+        page = reads.list_pipeline_runs(session, enterprise_id, ordering=ordering, limit=10,
                                           offset=0)
     result = numbers(page)
     if ordering in ("ended_at", "-ended_at", "-started_at", "started_at"):
@@ -53,25 +56,25 @@ def test_run_orderings(seeded, ordering, expected):
 def test_pipeline_name_ordering_and_filters(seeded):
     engine, enterprise_id, other_id, seeded_rows = seeded
     with Session(engine) as session:
-        page = queries.list_pipeline_runs(session, enterprise_id, ordering="-pipeline__name",
+        page = reads.list_pipeline_runs(session, enterprise_id, ordering="-pipeline__name",
                                           limit=10, offset=0)
         assert [r.pipeline_name for r in page.items] == ["beta", "alpha", "alpha", "alpha"]
-        page = queries.list_pipeline_runs(session, enterprise_id, pipeline_name="alpha",
+        page = reads.list_pipeline_runs(session, enterprise_id, pipeline_name="alpha",
                                           status="waiting", limit=10, offset=0)
         assert numbers(page) == [("alpha", 2)]
         alpha = seeded_rows.runs[0].pipeline_id
-        page = queries.list_pipeline_runs(session, enterprise_id, pipeline_id=alpha,
+        page = reads.list_pipeline_runs(session, enterprise_id, pipeline_id=alpha,
                                           ordering="run_number", limit=2, offset=1)
         assert page.count == 3 and numbers(page) == [("alpha", 2), ("alpha", 3)]
-        with pytest.raises(queries.InvalidQuery):
-            queries.list_pipeline_runs(session, enterprise_id, pipeline_id=alpha,
+        with pytest.raises(paging.InvalidQuery):
+            reads.list_pipeline_runs(session, enterprise_id, pipeline_id=alpha,
                                        ordering="pipeline__name", limit=2, offset=0)
         # another enterprise sees nothing, and not the pipeline either
-        assert queries.list_pipeline_runs(session, other_id, limit=10, offset=0).count == 0
-        with pytest.raises(queries.NotFound):
-            queries.list_pipeline_runs(session, other_id, pipeline_id=alpha, limit=10, offset=0)
-        with pytest.raises(queries.NotFound):
-            queries.get_pipeline_run(session, other_id, seeded_rows.runs[0].id)
+        assert reads.list_pipeline_runs(session, other_id, limit=10, offset=0).count == 0
+        with pytest.raises(tenancy.NotFound):
+            reads.list_pipeline_runs(session, other_id, pipeline_id=alpha, limit=10, offset=0)
+        with pytest.raises(tenancy.NotFound):
+            reads.get_pipeline_run(session, other_id, seeded_rows.runs[0].id)
 
 
 def test_stage_runs_carry_target_counts_from_one_grouped_query(seeded):
@@ -84,7 +87,7 @@ def test_stage_runs_carry_target_counts_from_one_grouped_query(seeded):
     event.listen(engine, "before_cursor_execute", count)
     try:
         with Session(engine) as session:
-            page = queries.list_stage_runs(session, enterprise_id, seeded_rows.runs[0].id,
+            page = reads.list_stage_runs(session, enterprise_id, seeded_rows.runs[0].id,
                                            limit=20, offset=0)
     finally:
         event.remove(engine, "before_cursor_execute", count)
@@ -104,7 +107,7 @@ def test_target_run_filters_and_orderings(seeded):
     install, reboot = seeded_rows.operations
     with Session(engine) as session:
         def page(**kwargs):
-            return queries.list_target_runs(session, enterprise_id, canary, limit=20, offset=0,
+            return reads.list_target_runs(session, enterprise_id, canary, limit=20, offset=0,
                                             **kwargs)
 
         default = page()
@@ -116,41 +119,41 @@ def test_target_run_filters_and_orderings(seeded):
         assert [t.status for t in page(ordering="status").items][:2] == ["pending", "running"]
         assert [t.status for t in page(ordering="-status").items][0] == "cancelled"
         assert page(status="success", stage_run_operation_id=install.id).count == 1
-        with pytest.raises(queries.InvalidQuery):
+        with pytest.raises(paging.InvalidQuery):
             page(ordering="device")
-        with pytest.raises(queries.NotFound):
-            queries.list_target_runs(session, enterprise_id, uuid.uuid4(), limit=1, offset=0)
+        with pytest.raises(tenancy.NotFound):
+            reads.list_target_runs(session, enterprise_id, uuid.uuid4(), limit=1, offset=0)
 
 
 def test_deleting_a_run_only_when_terminal_and_with_everything_under_it(seeded):
     engine, enterprise_id, other_id, seeded_rows = seeded
     finished, waiting = seeded_rows.runs[0], seeded_rows.runs[1]
+    with transaction(engine) as session:  # the delete is the caller's unit of work
+        with pytest.raises(reads.RunNotTerminal):
+            reads.delete_pipeline_run(session, enterprise_id, waiting.id)
+        with pytest.raises(tenancy.NotFound):
+            reads.delete_pipeline_run(session, other_id, finished.id)
+        reads.delete_pipeline_run(session, enterprise_id, finished.id)
     with Session(engine) as session:
-        with pytest.raises(queries.RunNotTerminal):
-            queries.delete_pipeline_run(session, enterprise_id, waiting.id)
-        with pytest.raises(queries.NotFound):
-            queries.delete_pipeline_run(session, other_id, finished.id)
-        queries.delete_pipeline_run(session, enterprise_id, finished.id)
-    with Session(engine) as session:
-        with pytest.raises(queries.NotFound):
-            queries.get_pipeline_run(session, enterprise_id, finished.id)
-        with pytest.raises(queries.NotFound):
-            queries.get_stage_run(session, enterprise_id, seeded_rows.stage_runs[0].id)
+        with pytest.raises(tenancy.NotFound):
+            reads.get_pipeline_run(session, enterprise_id, finished.id)
+        with pytest.raises(tenancy.NotFound):
+            reads.get_stage_run(session, enterprise_id, seeded_rows.stage_runs[0].id)
         assert seeded_rows.command is not None
-        with pytest.raises(queries.NotFound):
-            queries.get_command(session, enterprise_id, seeded_rows.command.id)
-        assert queries.get_pipeline_run(session, enterprise_id, waiting.id).status == "waiting"
+        with pytest.raises(tenancy.NotFound):
+            commands.get_command(session, enterprise_id, seeded_rows.command.id)
+        assert reads.get_pipeline_run(session, enterprise_id, waiting.id).status == "waiting"
 
 
 def test_the_target_run_list_presents_exactly_what_a_single_target_run_does(seeded):
     """The list is written from plain rows for speed; it must match the validated shape."""
     from api import present
-    from store.runs import TargetRun
+    from store.runs.tables import TargetRun
 
     engine, enterprise_id, _, seeded_rows = seeded
     canary = seeded_rows.stage_runs[0].id
     with Session(engine) as session:
-        rows = queries.list_target_runs(session, enterprise_id, canary, limit=100,
+        rows = reads.list_target_runs(session, enterprise_id, canary, limit=100,
                                         offset=0).items
         fast = present.target_runs(rows)
         validated = [present.target_run(session.get(TargetRun, row.id)) for row in rows]

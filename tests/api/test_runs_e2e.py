@@ -257,7 +257,7 @@ async def test_every_request_answers_within_two_seconds_during_a_large_run(
     asserts it on every request)."""
     from sqlmodel import Session
 
-    from store.definitions import Device
+    from store.definitions.devices import Device
 
     api = live_worker_process
     with Session(api.engine) as session:

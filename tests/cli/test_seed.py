@@ -9,17 +9,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, func, select
 
 from cli.seed import DEMO_DEVICE_COUNT, seed_demo
-from store.definitions import (
-    ApiToken,
-    Device,
-    Enterprise,
-    Operation,
-    Pipeline,
-    Stage,
-    StageTargetList,
-    TargetListDevice,
-)
-from store.tokens import enterprise_for_key
+from store.definitions.devices import Device
+from store.definitions.operation_lists import Operation
+from store.definitions.pipelines import Pipeline, Stage
+from store.definitions.target_lists import StageTargetList, TargetListDevice
+from store.definitions.tenants import ApiToken, Enterprise, enterprise_for_key
 
 COUNTED = (
     Enterprise,

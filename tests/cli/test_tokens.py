@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from cli.main import app
 from settings import get_settings
-from store.engine import make_engine
-from store.tokens import ensure_enterprise, enterprise_for_key
+from store.db import make_engine
+from store.definitions.tenants import ensure_enterprise, enterprise_for_key
 
 
 @pytest.fixture
@@ -50,7 +50,7 @@ def test_tokens_create_needs_an_enterprise(database_url: str) -> None:
 def test_commands_refuse_a_database_from_an_older_fleetpipe_plainly(database_url: str) -> None:
     import sqlalchemy
 
-    from store.engine import create_schema
+    from store.schema import create_schema
 
     engine = make_engine(database_url)
     create_schema(engine)

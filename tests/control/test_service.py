@@ -15,10 +15,10 @@ from control.errors import ActionRefused, Missing, RunsUnavailable
 from control.service import RunControl, current_command
 from domain.commands import CommandEvent
 from settings import Settings
-from store import queries
-from store.definitions import Device
-from store.engine import session_scope
-from store.tokens import ensure_enterprise
+from store.db import transaction
+from store.definitions.devices import Device
+from store.definitions.tenants import ensure_enterprise
+from store.tenancy import NotFound
 from tests.api.runs_fixture import Seeded, seed_runs
 
 UNREACHABLE = Settings(database_url="sqlite://", temporal_address="127.0.0.1:1")
@@ -61,7 +61,7 @@ async def test_refusals_are_decided_before_temporal_is_reached(
         await control.add_device(enterprise_id, canary.id, uuid.uuid4())
     assert refused.value.field == "target_id"
     device_id = uuid.uuid4()
-    with session_scope(sqlite_engine) as session:
+    with transaction(sqlite_engine) as session:
         session.add(Device(id=device_id, enterprise_id=enterprise_id, name="dev"))
     with pytest.raises(ActionRefused, match="cannot add a device to it: the stage run is "
                        "success"):
@@ -124,7 +124,7 @@ async def test_a_target_run_update_without_a_status_answers_at_once(
 async def test_a_target_runs_command_until_it_has_one_is_missing(
         sqlite_engine: Engine, enterprise_id: uuid.UUID, seeded: Seeded):
     waiting_target, dispatched = seeded.target_runs[0], seeded.target_runs[2]
-    with session_scope(sqlite_engine) as session:
+    with transaction(sqlite_engine) as session:
         with pytest.raises(Missing, match="has no command yet"):
             current_command(session, enterprise_id, waiting_target.stage_run_id,
                             waiting_target.id)
@@ -136,6 +136,6 @@ async def test_a_target_runs_command_until_it_has_one_is_missing(
 async def test_an_event_for_an_unknown_command_is_not_found(
         sqlite_engine: Engine, enterprise_id: uuid.UUID, seeded: Seeded):
     unknown = uuid.uuid4()
-    with pytest.raises(queries.NotFound):
+    with pytest.raises(NotFound):
         await control_for(sqlite_engine).report_command_event(
             enterprise_id, unknown, CommandEvent(command_id=str(unknown), status="success"))

@@ -12,11 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy.engine import Engine
 
+from devices.sim_records import create_tables
 from domain.commands import CommandEvent, DeviceCommand
-from store.commands import record_command_events
-from store.definitions import Device, Enterprise
-from store.engine import session_scope
-from store.runs import Command
+from store.db import transaction
+from store.definitions.devices import Device
+from store.definitions.tenants import Enterprise
+from store.runs.commands import Command
+from store.runs.events import record_command_events
 
 
 @dataclass
@@ -27,12 +29,13 @@ class Rows:
     enterprise_id: uuid.UUID = field(default_factory=uuid.uuid4)
 
     def __post_init__(self) -> None:
-        with session_scope(self.engine) as session:
+        create_tables(self.engine)  # the simulator's own table, as a started fleet makes it
+        with transaction(self.engine) as session:
             session.add(Enterprise(id=self.enterprise_id, name=f"ent-{self.enterprise_id}"))
 
     def device(self, **attributes: str) -> uuid.UUID:
         device_id = uuid.uuid4()
-        with session_scope(self.engine) as session:
+        with transaction(self.engine) as session:
             session.add(Device(id=device_id, enterprise_id=self.enterprise_id,
                                name=f"dev-{device_id.hex[:6]}", attributes=attributes))
         return device_id
@@ -44,7 +47,7 @@ class Rows:
         command = Command(id=uuid.uuid4(), target_run_id=target_run_id or uuid.uuid4(),
                           enterprise_id=self.enterprise_id, device_id=device_id,
                           operation_type="REBOOT", **row)
-        with session_scope(self.engine) as session:
+        with transaction(self.engine) as session:
             session.add(command)
             device = session.get(Device, device_id)
             assert device is not None
@@ -54,7 +57,7 @@ class Rows:
                              operation_type="REBOOT", device_attributes=dict(attributes))
 
     def row(self, command_id: str) -> Command:
-        with session_scope(self.engine) as session:
+        with transaction(self.engine) as session:
             command = session.get(Command, uuid.UUID(command_id))
             assert command is not None
             return command

@@ -1,4 +1,5 @@
-"""store.commands on SQLite and PostgreSQL: events are kept, only forward moves apply."""
+"""Command events and the outbox (store.runs.events) on SQLite and PostgreSQL: events are kept,
+only forward moves apply."""
 
 from __future__ import annotations
 
@@ -12,19 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from devices.sim_records import claim_sim_delivery, sim_delivery_count
 from domain.commands import CommandEvent
-from store.commands import (
-    UnknownCommand,
-    claim_sim_delivery,
-    load_open_command,
-    mark_signalled,
-    open_commands,
-    pending_signals,
-    record_command_events,
-    sim_delivery_count,
-)
-from store.engine import session_scope
-from store.runs import CommandEvent as CommandEventRow
+from store.db import transaction
+from store.runs.commands import CommandEvent as CommandEventRow
+from store.runs.commands import UnknownCommand, load_open_command, open_commands
+from store.runs.events import mark_signalled, pending_signals, record_command_events
 from tests.devices.conftest import Rows
 
 
@@ -33,7 +27,7 @@ def ev(command_id: str, status: str, sequence: int | None = None, **kw: Any) -> 
 
 
 def stored(engine: Engine, command_id: str) -> list[tuple[str, int | None, bool]]:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         rows = session.execute(
             select(CommandEventRow)
             .where(col(CommandEventRow.command_id) == uuid.UUID(command_id))

@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from devices.sim_records import sim_delivery_count
 from devices.simulated import (
     CANCEL_REASON,
     FAILURE_REASON,
@@ -17,7 +18,6 @@ from devices.simulated import (
     remaining_steps,
 )
 from domain.commands import CommandEvent
-from store.commands import sim_delivery_count
 from tests.devices.conftest import RecordingSink, Rows, eventually
 
 WALK = ["queued", "initiated", "acknowledged", "inprogress"]
@@ -274,3 +274,14 @@ async def test_stop_cancels_walks_and_nothing_more_is_reported(sqlite_rows: Rows
     await fleet.stop()
     await asyncio.sleep(0.4)
     assert sink.statuses(command.command_id) == ["queued"]
+
+
+async def test_a_started_fleet_makes_its_own_table(sqlite_engine) -> None:
+    """The production schema has no sim_delivery table; the fleet creates it when it starts."""
+    from sqlalchemy import inspect
+
+    assert "sim_delivery" not in inspect(sqlite_engine).get_table_names()
+    fleet = SimulatedFleet(sqlite_engine, RecordingSink(sqlite_engine))
+    await fleet.start()
+    await fleet.stop()
+    assert "sim_delivery" in inspect(sqlite_engine).get_table_names()

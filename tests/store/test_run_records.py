@@ -1,5 +1,5 @@
-"""store.run_records on SQLite and PostgreSQL: run numbers, snapshots, status changes and their
-events, stage runs, target runs (expansion, paging, closing, adding)."""
+"""The workflows' run writes (store.runs) on SQLite and PostgreSQL: run numbers, snapshots,
+status changes and their events, stage runs, target runs (expansion, paging, closing, adding)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,19 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import col, func, select
 
+from domain import schemas
 from domain.records import StatusChange
 from domain.statuses import RunKind
-from store import run_records as rr
-from store.definitions import Device, Operation, Pipeline, Stage, TargetListDevice
-from store.engine import session_scope
-from store.runs import PipelineRun, StageRun, StageRunOperation, StatusEvent, TargetRun
-from tests.store.builders import (
+from store.db import transaction
+from store.definitions.devices import Device
+from store.definitions.operation_lists import Operation
+from store.definitions.pipelines import Pipeline, Stage
+from store.definitions.target_lists import TargetListDevice
+from store.runs import creation, retries
+from store.runs import statuses as status_changes
+from store.runs import targets as stage_targets
+from store.runs.tables import PipelineRun, StageRun, StageRunOperation, StatusEvent, TargetRun
+from tests.builders import (
     INSTALL,
     REBOOT,
     StageSpec,
@@ -26,10 +32,9 @@ from tests.store.builders import (
     add_devices,
     add_group,
     build_pipeline,
+    make_pipeline,
     new_enterprise,
 )
-from tests.workflows.fleet import StageSpec as FleetStage
-from tests.workflows.fleet import make_pipeline
 
 T0 = datetime(2024, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -55,41 +60,41 @@ def simple_pipeline(engine: Engine, devices: int = 3, operations=(INSTALL,),
 def started_stage(engine: Engine, devices: int = 3, operations=(INSTALL,)):
     """A run of a one-stage pipeline with its stage run prepared (not yet materialized)."""
     enterprise_id, pipeline_id, device_ids = simple_pipeline(engine, devices, operations)
-    run = rr.create_pipeline_run(engine, enterprise_id, pipeline_id)
-    [stage] = rr.prepare_stage_runs(engine, run.id)
+    run = creation.create_pipeline_run(engine, enterprise_id, pipeline_id)
+    [stage] = creation.prepare_stage_runs(engine, run.id)
     return run, UUID(stage.stage_run_id), device_ids[0]
 
 
 def targets(engine: Engine, stage_run_id: UUID) -> list[TargetRun]:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return list(session.exec(
             select(TargetRun).where(TargetRun.stage_run_id == stage_run_id)
             .order_by(col(TargetRun.device_seq), col(TargetRun.operation_order))).all())
 
 
 def row(engine: Engine, model, row_id: UUID):
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         found = session.get(model, row_id)
         assert found is not None
         return found
 
 
 def events(engine: Engine, run_id: UUID) -> list[tuple[str, str]]:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         rows = session.exec(select(StatusEvent).where(StatusEvent.run_id == run_id)
                             .order_by(col(StatusEvent.id))).all()
         return [(event.from_status, event.to_status) for event in rows]
 
 
 def count_rows(engine: Engine, model, *where) -> int:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return session.exec(select(func.count()).select_from(model).where(*where)).one()
 
 
 def move(engine: Engine, kind: RunKind, run_id: UUID, status: str, when: datetime = T0,
          reason: str = "", **fields) -> str:
-    [after] = rr.record_statuses(engine, [StatusChange(kind, str(run_id), status, when, reason,
-                                                       fields)])
+    [after] = status_changes.record_statuses(
+        engine, [StatusChange(kind, str(run_id), status, when, reason, fields)])
     return after
 
 
@@ -97,16 +102,16 @@ def move(engine: Engine, kind: RunKind, run_id: UUID, status: str, when: datetim
 def test_run_numbers_count_up_per_pipeline(engine):
     enterprise_id, first, _ = simple_pipeline(engine)
     second = build_pipeline(engine, enterprise_id, [StageSpec("only")], name="other")
-    numbers = [rr.create_pipeline_run(engine, enterprise_id, first).run_number
+    numbers = [creation.create_pipeline_run(engine, enterprise_id, first).run_number
                for _ in range(3)]
     assert numbers == [1, 2, 3]
-    assert rr.create_pipeline_run(engine, enterprise_id, second.pipeline_id).run_number == 1
-    assert rr.create_pipeline_run(engine, enterprise_id, first).run_number == 4
+    assert creation.create_pipeline_run(engine, enterprise_id, second.pipeline_id).run_number == 1
+    assert creation.create_pipeline_run(engine, enterprise_id, first).run_number == 4
 
 
 def test_a_new_run_is_pending_with_the_pipeline_name_and_trigger(engine):
     enterprise_id, pipeline_id, _ = simple_pipeline(engine)
-    run = rr.create_pipeline_run(engine, enterprise_id, pipeline_id, trigger_type="api",
+    run = creation.create_pipeline_run(engine, enterprise_id, pipeline_id, trigger_type="api",
                                  trigger_source="token:ci")
     stored = row(engine, PipelineRun, run.id)
     assert (stored.status, stored.pipeline_name, stored.run_number) == ("pending", "rollout", 1)
@@ -121,7 +126,7 @@ def test_concurrent_starts_get_numbers_one_to_n(engine):
 
     def start(_: int) -> int:
         barrier.wait(timeout=30)
-        return rr.create_pipeline_run(engine, enterprise_id, pipeline_id).run_number
+        return creation.create_pipeline_run(engine, enterprise_id, pipeline_id).run_number
 
     with ThreadPoolExecutor(max_workers=starts) as pool:
         numbers = list(pool.map(start, range(starts)))  # re-raises any IntegrityError
@@ -132,13 +137,13 @@ def test_concurrent_starts_get_numbers_one_to_n(engine):
 def test_another_enterprises_pipeline_is_not_found(engine):
     owner, pipeline_id, _ = simple_pipeline(engine)
     stranger = new_enterprise(engine)
-    with pytest.raises(rr.PipelineNotFound):
-        rr.create_pipeline_run(engine, stranger, pipeline_id)
-    with pytest.raises(rr.PipelineNotFound):
-        rr.create_pipeline_run(engine, owner, uuid4())
+    with pytest.raises(creation.PipelineNotFound):
+        creation.create_pipeline_run(engine, stranger, pipeline_id)
+    with pytest.raises(creation.PipelineNotFound):
+        creation.create_pipeline_run(engine, owner, uuid4())
     assert count_rows(engine, PipelineRun, PipelineRun.pipeline_id == pipeline_id) == 0
     # the failed attempts handed out no number
-    assert rr.create_pipeline_run(engine, owner, pipeline_id).run_number == 1
+    assert creation.create_pipeline_run(engine, owner, pipeline_id).run_number == 1
 
 
 def test_the_snapshot_holds_the_pipeline_as_it_was(engine):
@@ -147,9 +152,9 @@ def test_the_snapshot_holds_the_pipeline_as_it_was(engine):
     built = build_pipeline(engine, enterprise_id, [
         StageSpec("canary", [TargetListSpec(devices=devices)], [INSTALL, REBOOT]),
     ])
-    run = rr.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
+    run = creation.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
     before = row(engine, PipelineRun, run.id).snapshot
-    snapshot = rr.PipelineSnapshot.model_validate(before)
+    snapshot = schemas.PipelineSnapshot.model_validate(before)
     assert snapshot.name == "rollout"
     assert [s.name for s in snapshot.stages] == ["canary"]
     assert snapshot.stages[0].device_ids == devices
@@ -157,7 +162,7 @@ def test_the_snapshot_holds_the_pipeline_as_it_was(engine):
 
     # Edit everything the run depends on.
     [extra] = add_devices(engine, enterprise_id, 1, prefix="late")
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         session.get(Pipeline, built.pipeline_id).name = "renamed"
         session.get(Stage, built.stage_ids[0]).name = "renamed-stage"
         install = session.get(Operation, built.operation_ids[0][0])
@@ -170,19 +175,19 @@ def test_the_snapshot_holds_the_pipeline_as_it_was(engine):
         session.add(Stage(pipeline_id=built.pipeline_id, name="added", order=1))
 
     assert row(engine, PipelineRun, run.id).snapshot == before
-    [stage] = rr.prepare_stage_runs(engine, run.id)
+    [stage] = creation.prepare_stage_runs(engine, run.id)
     assert stage.name == "canary"
-    plan = rr.materialize_targets(engine, UUID(stage.stage_run_id))
+    plan = stage_targets.materialize_targets(engine, UUID(stage.stage_run_id))
     assert plan.device_count == 2
     assert [t.target_id for t in targets(engine, UUID(stage.stage_run_id))][::2] == devices
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         first_op = session.exec(select(StageRunOperation).where(
             StageRunOperation.stage_run_id == UUID(stage.stage_run_id),
             StageRunOperation.order == 0)).one()
         assert first_op.args == INSTALL["args"]
 
     # ...while a new run sees the edits (so the edits above did take effect).
-    fresh = rr.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
+    fresh = creation.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
     assert fresh.pipeline_name == "renamed"
     assert [s["name"] for s in fresh.snapshot["stages"]] == ["renamed-stage", "added"]
     assert fresh.snapshot["stages"][0]["device_ids"] == [str(devices[0]), str(extra)]
@@ -191,7 +196,7 @@ def test_the_snapshot_holds_the_pipeline_as_it_was(engine):
 # ---- apply_status / record_statuses ------------------------------------------------------------
 def test_a_jump_records_every_step_in_order(engine):
     _, stage_run_id, _ = started_stage(engine)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     target = targets(engine, stage_run_id)[0]
     assert move(engine, RunKind.TARGET, target.id, "dispatched", at(1)) == "dispatched"
     assert events(engine, target.id) == [
@@ -205,7 +210,7 @@ def test_a_jump_records_every_step_in_order(engine):
 def test_events_belong_to_the_pipeline_run_and_carry_time_and_reason(engine):
     run, stage_run_id, _ = started_stage(engine)
     move(engine, RunKind.STAGE, stage_run_id, "processing", at(5), reason="promoted")
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         stored = session.exec(select(StatusEvent).where(StatusEvent.run_id == stage_run_id)
                               .order_by(col(StatusEvent.id))).all()
     assert [(e.kind, e.pipeline_run_id, e.to_status, e.reason, e.at) for e in stored] == [
@@ -225,7 +230,7 @@ def test_events_belong_to_the_pipeline_run_and_carry_time_and_reason(engine):
 ])
 def test_a_status_never_moves_backwards(engine, current, backwards):
     _, stage_run_id, _ = started_stage(engine)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     target = targets(engine, stage_run_id)[0]
     move(engine, RunKind.TARGET, target.id, current, at(1))
     recorded = events(engine, target.id)
@@ -240,7 +245,7 @@ def test_a_status_never_moves_backwards(engine, current, backwards):
 @pytest.mark.parametrize("terminal", ["success", "failure", "cancelled", "timeout", "invalid"])
 def test_a_terminal_status_never_changes(engine, terminal):
     _, stage_run_id, _ = started_stage(engine)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     target = targets(engine, stage_run_id)[0]
     if terminal in ("success", "failure"):
         move(engine, RunKind.TARGET, target.id, "running", at(1))
@@ -273,7 +278,7 @@ def test_started_at_is_set_once_and_ended_at_at_the_terminal_status(engine):
 
 def test_record_statuses_returns_each_status_after_its_change(engine):
     run, stage_run_id, _ = started_stage(engine)
-    statuses = rr.record_statuses(engine, [
+    statuses = status_changes.record_statuses(engine, [
         StatusChange(RunKind.PIPELINE, str(run.id), "running", at(1)),
         StatusChange(RunKind.STAGE, str(stage_run_id), "running", at(1)),
         StatusChange(RunKind.STAGE, str(stage_run_id), "queued", at(2)),  # backwards: ignored
@@ -288,7 +293,7 @@ def test_record_statuses_returns_each_status_after_its_change(engine):
 def test_record_statuses_is_all_or_nothing(engine):
     run, _, _ = started_stage(engine)
     with pytest.raises(LookupError):
-        rr.record_statuses(engine, [
+        status_changes.record_statuses(engine, [
             StatusChange(RunKind.PIPELINE, str(run.id), "running", at(1)),
             StatusChange(RunKind.STAGE, str(uuid4()), "running", at(1)),
         ])
@@ -298,7 +303,7 @@ def test_record_statuses_is_all_or_nothing(engine):
 
 def test_fields_move_with_a_status_change(engine):
     _, stage_run_id, _ = started_stage(engine)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     target = targets(engine, stage_run_id)[0]
     move(engine, RunKind.TARGET, target.id, "running", at(1), command_status="inprogress",
          command_meta={"reason": "downloading"})
@@ -309,9 +314,9 @@ def test_fields_move_with_a_status_change(engine):
 
 def test_a_terminal_row_keeps_its_fields(engine):
     _, stage_run_id, _ = started_stage(engine)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     target = targets(engine, stage_run_id)[0]
-    rr.close_pending_targets(engine, stage_run_id, "cancelled", "by operator", at(1),
+    stage_targets.close_pending_targets(engine, stage_run_id, "cancelled", "by operator", at(1),
                              target_run_ids=[str(target.id)])
     move(engine, RunKind.TARGET, target.id, "processing", at(2), command_id=uuid4(),
          command_status="scheduled", attempt=1)
@@ -331,12 +336,12 @@ def test_prepare_stage_runs_creates_pending_stage_runs_once(engine):
         StageSpec("fleet", [TargetListSpec(devices=devices)], trigger="manual",
                   timeout_seconds=120),
     ])
-    rr.create_pipeline_run(engine, enterprise_id, build.pipeline_id)
-    run = rr.create_pipeline_run(engine, enterprise_id, build.pipeline_id)
-    first = rr.prepare_stage_runs(engine, run.id)
+    creation.create_pipeline_run(engine, enterprise_id, build.pipeline_id)
+    run = creation.create_pipeline_run(engine, enterprise_id, build.pipeline_id)
+    first = creation.prepare_stage_runs(engine, run.id)
     assert [(s.order, s.name, s.trigger, s.timeout_seconds, s.status) for s in first] == [
         (1, "canary", "automatic", 60, "pending"), (2, "fleet", "manual", 120, "pending")]
-    again = rr.prepare_stage_runs(engine, run.id)
+    again = creation.prepare_stage_runs(engine, run.id)
     assert [s.stage_run_id for s in again] == [s.stage_run_id for s in first]
     assert count_rows(engine, StageRun, StageRun.pipeline_run_id == run.id) == 2
     stored = row(engine, StageRun, UUID(first[1].stage_run_id))
@@ -347,19 +352,19 @@ def test_prepare_stage_runs_creates_pending_stage_runs_once(engine):
 def test_prepare_stage_runs_keeps_a_stage_runs_progress(engine):
     run, stage_run_id, _ = started_stage(engine)
     move(engine, RunKind.STAGE, stage_run_id, "running", at(1))
-    [again] = rr.prepare_stage_runs(engine, run.id)
+    [again] = creation.prepare_stage_runs(engine, run.id)
     assert again.status == "running"
 
 
 def test_prepare_stage_runs_of_an_unknown_run(engine):
     with pytest.raises(LookupError):
-        rr.prepare_stage_runs(engine, uuid4())
+        creation.prepare_stage_runs(engine, uuid4())
 
 
 # ---- materialize_targets -----------------------------------------------------------------------
 def test_materialize_creates_device_by_operation_targets_in_order(engine):
     _, stage_run_id, devices = started_stage(engine, devices=3, operations=(INSTALL, REBOOT))
-    plan = rr.materialize_targets(engine, stage_run_id)
+    plan = stage_targets.materialize_targets(engine, stage_run_id)
     assert (plan.device_count, len(plan.operation_ids), plan.invalid_reason) == (3, 2, "")
     rows = targets(engine, stage_run_id)
     assert [(t.device_seq, t.target_id, t.operation_order) for t in rows] == [
@@ -372,9 +377,9 @@ def test_materialize_creates_device_by_operation_targets_in_order(engine):
 
 def test_materialize_twice_creates_nothing_new(engine):
     _, stage_run_id, _ = started_stage(engine, devices=4, operations=(INSTALL, REBOOT))
-    first = rr.materialize_targets(engine, stage_run_id)
+    first = stage_targets.materialize_targets(engine, stage_run_id)
     ids = [t.id for t in targets(engine, stage_run_id)]
-    second = rr.materialize_targets(engine, stage_run_id)
+    second = stage_targets.materialize_targets(engine, stage_run_id)
     assert second == first
     assert [t.id for t in targets(engine, stage_run_id)] == ids
     assert count_rows(engine, StageRunOperation,
@@ -384,10 +389,10 @@ def test_materialize_twice_creates_nothing_new(engine):
 def _materialized(engine, enterprise_id, target_lists, operations=(INSTALL,)):
     built = build_pipeline(engine, enterprise_id, [
         StageSpec("stage", target_lists, list(operations))])
-    run = rr.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
-    [stage] = rr.prepare_stage_runs(engine, run.id)
+    run = creation.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
+    [stage] = creation.prepare_stage_runs(engine, run.id)
     stage_run_id = UUID(stage.stage_run_id)
-    return rr.materialize_targets(engine, stage_run_id), targets(engine, stage_run_id)
+    return stage_targets.materialize_targets(engine, stage_run_id), targets(engine, stage_run_id)
 
 
 def test_groups_expand_to_their_devices_after_the_listed_ones(engine):
@@ -450,11 +455,11 @@ def test_invalid_stage_reasons_and_nothing_written(engine, case, expected):
     elif case == "no-operations":
         operations = []
     built = build_pipeline(engine, enterprise_id, [StageSpec("stage", lists, operations)])
-    run = rr.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
-    [stage] = rr.prepare_stage_runs(engine, run.id)
+    run = creation.create_pipeline_run(engine, enterprise_id, built.pipeline_id)
+    [stage] = creation.prepare_stage_runs(engine, run.id)
     stage_run_id = UUID(stage.stage_run_id)
     for _ in range(2):
-        plan = rr.materialize_targets(engine, stage_run_id)
+        plan = stage_targets.materialize_targets(engine, stage_run_id)
         assert (plan.invalid_reason, plan.operation_ids, plan.device_count) == (expected, [], 0)
     assert targets(engine, stage_run_id) == []
     assert count_rows(engine, StageRunOperation,
@@ -463,26 +468,26 @@ def test_invalid_stage_reasons_and_nothing_written(engine, case, expected):
 
 def test_materialize_an_unknown_stage_run(engine):
     with pytest.raises(LookupError):
-        rr.materialize_targets(engine, uuid4())
+        stage_targets.materialize_targets(engine, uuid4())
 
 
 def test_works_with_the_shared_fleet_builder(engine):
-    """The workflows' builder (tests/workflows/fleet.py) yields runs the store can expand."""
+    """Pipelines with fresh devices (tests.builders.make_pipeline) make runs the store expands."""
     enterprise_id, pipeline_id = make_pipeline(
-        engine, [FleetStage("a", devices=[{}, {}]), FleetStage("b", devices=[{}])],
+        engine, [StageSpec("a", devices=[{}, {}]), StageSpec("b", devices=[{}])],
         enterprise=f"fleet-{uuid4().hex[:8]}")
-    run = rr.create_pipeline_run(engine, enterprise_id, pipeline_id)
-    plans = [rr.materialize_targets(engine, UUID(s.stage_run_id))
-             for s in rr.prepare_stage_runs(engine, run.id)]
+    run = creation.create_pipeline_run(engine, enterprise_id, pipeline_id)
+    plans = [stage_targets.materialize_targets(engine, UUID(s.stage_run_id))
+             for s in creation.prepare_stage_runs(engine, run.id)]
     assert [p.device_count for p in plans] == [2, 1]
 
 
 # ---- next_target_page --------------------------------------------------------------------------
 def test_next_target_page_pages_by_device_seq(engine):
     _, stage_run_id, devices = started_stage(engine, devices=5, operations=(INSTALL, REBOOT))
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     pages, cursor = [], -1
-    while page := rr.next_target_page(engine, stage_run_id, cursor, 2):
+    while page := stage_targets.next_target_page(engine, stage_run_id, cursor, 2):
         pages.append(page)
         cursor = page[-1][0]
     assert pages == [
@@ -490,35 +495,35 @@ def test_next_target_page_pages_by_device_seq(engine):
         [(2, str(devices[2])), (3, str(devices[3]))],
         [(4, str(devices[4]))],
     ]
-    assert rr.next_target_page(engine, stage_run_id, 4, 10) == []
+    assert stage_targets.next_target_page(engine, stage_run_id, 4, 10) == []
 
 
 def test_next_target_page_keeps_cancelled_devices_and_leaves_out_superseded_ones(engine):
     """A device cancelled before it started is still paged (the stage must close its later
     operations); one sent again after that is the stage's own to start."""
     _, stage_run_id, devices = started_stage(engine, devices=5)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     rows = targets(engine, stage_run_id)
     for row in (rows[1], rows[3]):
-        rr.close_pending_targets(engine, stage_run_id, "cancelled", "operator", at(1),
+        stage_targets.close_pending_targets(engine, stage_run_id, "cancelled", "operator", at(1),
                                  target_run_ids=[str(row.id)])
-    rr.retry_target_run(engine, stage_run_id, rows[3].id)
-    page = rr.next_target_page(engine, stage_run_id, -1, 10)
+    retries.retry_target_run(engine, stage_run_id, rows[3].id)
+    page = stage_targets.next_target_page(engine, stage_run_id, -1, 10)
     assert page == [(0, str(devices[0])), (1, str(devices[1])), (2, str(devices[2])),
                     (4, str(devices[4]))]
-    assert rr.next_target_page(engine, stage_run_id, 1, 1) == [(2, str(devices[2]))]
+    assert stage_targets.next_target_page(engine, stage_run_id, 1, 1) == [(2, str(devices[2]))]
 
 
 # ---- close_pending_targets ---------------------------------------------------------------------
 def test_close_pending_targets_touches_only_pending_rows(engine):
     _, stage_run_id, _ = started_stage(engine, devices=5)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     rows = targets(engine, stage_run_id)
     move(engine, RunKind.TARGET, rows[0].id, "dispatched", at(1))
     move(engine, RunKind.TARGET, rows[1].id, "queued", at(1))
     move(engine, RunKind.TARGET, rows[2].id, "success", at(1))
-    closed = rr.close_pending_targets(engine, stage_run_id, "cancelled", "stage cancelled",
-                                      at(2))
+    closed = stage_targets.close_pending_targets(engine, stage_run_id, "cancelled",
+                                                 "stage cancelled", at(2))
     assert closed == 2
     after = {t.id: t for t in targets(engine, stage_run_id)}
     assert [after[t.id].status for t in rows] == [
@@ -528,16 +533,18 @@ def test_close_pending_targets_touches_only_pending_rows(engine):
         assert (stored.status_reason, stored.ended_at) == ("stage cancelled", at(2))
         assert events(engine, target.id) == [("pending", "cancelled")]
     assert after[rows[0].id].updated_at == at(1)
-    assert rr.close_pending_targets(engine, stage_run_id, "cancelled", "again", at(3)) == 0
+    assert stage_targets.close_pending_targets(engine, stage_run_id, "cancelled", "again",
+                                               at(3)) == 0
 
 
 def test_close_pending_targets_only_the_given_ones(engine):
     _, stage_run_id, _ = started_stage(engine, devices=4)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     rows = targets(engine, stage_run_id)
     move(engine, RunKind.TARGET, rows[1].id, "processing", at(1))
-    closed = rr.close_pending_targets(engine, stage_run_id, "timeout", "stage timed out", at(2),
-                                      target_run_ids=[str(rows[0].id), str(rows[1].id)])
+    closed = stage_targets.close_pending_targets(
+        engine, stage_run_id, "timeout", "stage timed out", at(2),
+        target_run_ids=[str(rows[0].id), str(rows[1].id)])
     assert closed == 1
     assert [t.status for t in targets(engine, stage_run_id)] == [
         "timeout", "processing", "pending", "pending"]
@@ -546,10 +553,10 @@ def test_close_pending_targets_only_the_given_ones(engine):
 def test_close_pending_targets_keeps_to_its_stage_run(engine):
     _, first, _ = started_stage(engine, devices=2)
     _, second, _ = started_stage(engine, devices=2)
-    rr.materialize_targets(engine, first)
-    rr.materialize_targets(engine, second)
+    stage_targets.materialize_targets(engine, first)
+    stage_targets.materialize_targets(engine, second)
     other_ids = [str(t.id) for t in targets(engine, second)]
-    assert rr.close_pending_targets(engine, first, "cancelled", "", at(1),
+    assert stage_targets.close_pending_targets(engine, first, "cancelled", "", at(1),
                                     target_run_ids=other_ids) == 0
     assert {t.status for t in targets(engine, second)} == {"pending"}
 
@@ -557,17 +564,17 @@ def test_close_pending_targets_keeps_to_its_stage_run(engine):
 # ---- add_target_device -------------------------------------------------------------------------
 def test_add_target_device_appends_with_the_next_seq(engine):
     run, stage_run_id, _ = started_stage(engine, devices=3, operations=(INSTALL, REBOOT))
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     enterprise_id = run.enterprise_id
     late, later = add_devices(engine, enterprise_id, 2, prefix="late")
-    seq, ids = rr.add_target_device(engine, stage_run_id, late)
+    seq, ids = stage_targets.add_target_device(engine, stage_run_id, late)
     assert seq == 3 and len(ids) == 2
     added = [t for t in targets(engine, stage_run_id) if t.target_id == late]
     assert [(str(t.id), t.device_seq, t.operation_order, t.status) for t in added] == [
         (ids[0], 3, 0, "pending"), (ids[1], 3, 1, "pending")]
     assert (added[0].device_name, added[0].device_alias) == ("late-0", "late-alias-0")
-    assert rr.next_target_page(engine, stage_run_id, 2, 10) == [(3, str(late))]
-    assert rr.add_target_device(engine, stage_run_id, later, "renamed", "r")[0] == 4
+    assert stage_targets.next_target_page(engine, stage_run_id, 2, 10) == [(3, str(late))]
+    assert stage_targets.add_target_device(engine, stage_run_id, later, "renamed", "r")[0] == 4
     assert row(engine, StageRun, stage_run_id).device_count == 5
     named = [t for t in targets(engine, stage_run_id) if t.target_id == later]
     assert {(t.device_name, t.device_alias) for t in named} == {("renamed", "r")}
@@ -575,26 +582,26 @@ def test_add_target_device_appends_with_the_next_seq(engine):
 
 def test_add_target_device_is_idempotent(engine):
     run, stage_run_id, devices = started_stage(engine, devices=2)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     [late] = add_devices(engine, run.enterprise_id, 1, prefix="late")
-    first = rr.add_target_device(engine, stage_run_id, late)
-    assert rr.add_target_device(engine, stage_run_id, late) == first
+    first = stage_targets.add_target_device(engine, stage_run_id, late)
+    assert stage_targets.add_target_device(engine, stage_run_id, late) == first
     # a device the stage already had is returned as it is
-    assert rr.add_target_device(engine, stage_run_id, devices[1])[0] == 1
+    assert stage_targets.add_target_device(engine, stage_run_id, devices[1])[0] == 1
     assert len(targets(engine, stage_run_id)) == 3
     assert row(engine, StageRun, stage_run_id).device_count == 3
 
 
 def test_add_target_device_refuses_another_enterprises_device(engine):
     _, stage_run_id, _ = started_stage(engine, devices=2)
-    rr.materialize_targets(engine, stage_run_id)
+    stage_targets.materialize_targets(engine, stage_run_id)
     [foreign] = add_devices(engine, new_enterprise(engine), 1)
     with pytest.raises(LookupError):
-        rr.add_target_device(engine, stage_run_id, foreign)
+        stage_targets.add_target_device(engine, stage_run_id, foreign)
     with pytest.raises(LookupError):
-        rr.add_target_device(engine, stage_run_id, uuid4())
+        stage_targets.add_target_device(engine, stage_run_id, uuid4())
     with pytest.raises(LookupError):
-        rr.add_target_device(engine, uuid4(), foreign)
+        stage_targets.add_target_device(engine, uuid4(), foreign)
     assert len(targets(engine, stage_run_id)) == 2
     assert row(engine, StageRun, stage_run_id).device_count == 2
 
@@ -603,10 +610,10 @@ def test_add_target_device_before_materialize_keeps_the_stage_valid(engine):
     run, stage_run_id, devices = started_stage(engine, devices=2)
     [late] = add_devices(engine, run.enterprise_id, 1, prefix="late")
     try:
-        rr.add_target_device(engine, stage_run_id, late)
+        stage_targets.add_target_device(engine, stage_run_id, late)
     except LookupError:
         pass  # refusing the early add would be a fine fix too
-    plan = rr.materialize_targets(engine, stage_run_id)
+    plan = stage_targets.materialize_targets(engine, stage_run_id)
     assert plan.invalid_reason == ""
     assert {t.target_id for t in targets(engine, stage_run_id)} >= set(devices)
 

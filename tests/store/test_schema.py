@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy
 
-from store.engine import SchemaOutOfDate, create_schema, make_engine
+from store.db import make_engine
+from store.schema import SchemaOutOfDate, create_schema
 
 
 def test_a_database_from_an_older_fleetpipe_is_refused_with_what_it_lacks(tmp_path):

@@ -8,14 +8,11 @@ from sqlmodel import select
 
 from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id
-from store.definitions import Device
-from store.engine import session_scope
-from tests.workflows.fleet import (
-    INSTALL,
-    REBOOT,
-    StageSpec,
+from store.db import transaction
+from store.definitions.devices import Device
+from tests.builders import INSTALL, REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import (
     commands_of,
-    make_pipeline,
     result_of,
     run_row,
     stage_rows,
@@ -56,8 +53,8 @@ async def test_cancel_mid_stage_cancels_pending_targets_and_fails_dispatched_one
         temporal_client, sqlite_engine, task_queue):
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         run = await _start(temporal_client, sqlite_engine, task_queue,
-                           [StageSpec("fleet", devices=[SLOW] * 4), StageSpec("later")],
-                           window=2)
+                           [StageSpec("fleet", devices=[SLOW] * 4),
+                            StageSpec("later", devices=[{}])], window=2)
         await wait_for(lambda: _first_stage_running(sqlite_engine, run.id))
         stage = stage_rows(sqlite_engine, run.id)[0]
         await wait_for(lambda: sorted(_statuses(sqlite_engine, stage.id)).count("pending") == 2
@@ -114,8 +111,8 @@ async def test_cancel_a_pending_target_and_add_a_device_to_an_open_stage(
         stage_handle = temporal_client.get_workflow_handle(stage_run_workflow_id(stage.id))
         await stage_handle.execute_update(names.UPDATE_CANCEL_TARGET,
                                           TargetCancelRequest(str(last.id)))
-        make_pipeline(sqlite_engine, [StageSpec("spare")], name="spare")
-        with session_scope(sqlite_engine) as session:
+        make_pipeline(sqlite_engine, [StageSpec("spare", devices=[{}])], name="spare")
+        with transaction(sqlite_engine) as session:
             device = session.exec(select(Device).where(Device.name == "spare-dev-0")).one()
         added = await stage_handle.execute_update(
             names.UPDATE_ADD_TARGET, AddTargetRequest(str(device.id)), result_type=AddTargetResult)

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id
-from tests.workflows.fleet import (
-    INSTALL,
-    REBOOT,
-    StageSpec,
+from tests.builders import INSTALL, REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import (
     commands_of,
-    make_pipeline,
     result_of,
     run_row,
     stage_rows,
@@ -65,7 +62,7 @@ async def test_pipeline_without_stages_is_invalid(temporal_client, sqlite_engine
 
 async def test_cancel_at_gate_cancels_pending_stages(temporal_client, sqlite_engine, task_queue):
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
-        StageSpec("canary"), StageSpec("fleet", trigger="manual")])
+        StageSpec("canary", devices=[{}]), StageSpec("fleet", trigger="manual", devices=[{}])])
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         run = await start_pipeline_run(temporal_client, sqlite_engine,
                                        enterprise_id=enterprise_id, pipeline_id=pipeline_id,
@@ -83,7 +80,7 @@ async def test_failed_stage_fails_run_and_cancels_later_stages(
         temporal_client, sqlite_engine, task_queue):
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
         StageSpec("canary", devices=[{}, {"sim_behavior": "fail"}], operations=[INSTALL, REBOOT]),
-        StageSpec("fleet", trigger="automatic")])
+        StageSpec("fleet", trigger="automatic", devices=[{}])])
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         run = await start_pipeline_run(temporal_client, sqlite_engine,
                                        enterprise_id=enterprise_id, pipeline_id=pipeline_id,

@@ -11,19 +11,11 @@ from pathlib import Path
 from sqlmodel import func, select
 
 from control.launch import start_pipeline_run
+from devices.sim_records import SimDelivery, create_tables
 from devices.simulated import SimulatedFleet
-from store.commands import SimDelivery
-from store.engine import session_scope
-from tests.workflows.fleet import (
-    REBOOT,
-    StageSpec,
-    commands_of,
-    make_pipeline,
-    result_of,
-    stage_rows,
-    target_rows,
-    wait_for,
-)
+from store.db import transaction
+from tests.builders import REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import commands_of, result_of, stage_rows, target_rows, wait_for
 from worker import running_worker
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def _deliveries(engine) -> int:
     """Commands the simulated gateway delivered to a device (at most one row per command)."""
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         return session.exec(select(func.count()).select_from(SimDelivery)).one()
 
 
@@ -49,6 +41,7 @@ async def test_worker_killed_mid_run_finishes_after_restart_without_duplicate_co
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
         StageSpec("fleet", devices=[slow] * 6, operations=[REBOOT, REBOOT])])
     db_url = str(sqlite_engine.url)
+    create_tables(sqlite_engine)  # the worker's fleet makes it too; counting starts before that
     log = tmp_path / "worker.log"
     first = _start_worker(temporal_env, db_url, task_queue, log)
     try:

@@ -18,16 +18,8 @@ from temporalio.worker import Replayer
 
 from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id
-from tests.workflows.fleet import (
-    INSTALL,
-    REBOOT,
-    StageSpec,
-    make_pipeline,
-    result_of,
-    run_row,
-    stage_rows,
-    wait_for,
-)
+from tests.builders import INSTALL, REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import result_of, run_row, stage_rows, wait_for
 from worker import WORKFLOWS, running_worker
 from workflows import names
 from workflows.converter import DATA_CONVERTER

@@ -10,10 +10,9 @@ from collections import Counter
 from datetime import timedelta
 
 from control.launch import start_pipeline_run
-from tests.workflows.fleet import (
-    StageSpec,
+from tests.builders import StageSpec, make_pipeline
+from tests.workflows.helpers import (
     commands_of,
-    make_pipeline,
     result_of,
     run_row,
     stage_rows,

@@ -14,19 +14,11 @@ from temporalio.worker import Replayer
 from control.launch import start_pipeline_run
 from domain.ids import stage_run_workflow_id
 from domain.retries import EARLIER_OPERATION_FAILED
-from store.definitions import Device
-from store.engine import session_scope
-from store.runs import TargetRun
-from tests.workflows.fleet import (
-    INSTALL,
-    REBOOT,
-    StageSpec,
-    make_pipeline,
-    result_of,
-    stage_rows,
-    target_rows,
-    wait_for,
-)
+from store.db import transaction
+from store.definitions.devices import Device
+from store.runs.tables import TargetRun
+from tests.builders import INSTALL, REBOOT, StageSpec, make_pipeline
+from tests.workflows.helpers import result_of, stage_rows, target_rows, wait_for
 from worker import WORKFLOWS, running_worker
 from workflows import names
 from workflows.converter import DATA_CONVERTER
@@ -43,7 +35,7 @@ def _rows(engine: Engine, stage_run_id: UUID) -> dict[tuple[int, int, int], Targ
 
 
 def _fix_device(engine: Engine, device_id: UUID) -> None:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         device = session.get(Device, device_id)
         assert device is not None
         device.attributes = {}

@@ -10,13 +10,12 @@ import time
 from datetime import timedelta
 
 from control.launch import start_pipeline_run
+from devices.sim_records import sim_delivery_count
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.schemas import DEFAULT_PIPELINE_TIMEOUT_SECONDS
-from store.commands import sim_delivery_count
-from tests.workflows.fleet import (
-    StageSpec,
+from tests.builders import StageSpec, make_pipeline
+from tests.workflows.helpers import (
     commands_of,
-    make_pipeline,
     result_of,
     run_row,
     stage_rows,
@@ -57,7 +56,7 @@ async def test_stage_times_out_after_seven_days_and_cancels_open_commands(
         time_skipping_env, sqlite_engine, task_queue):
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
         StageSpec("canary", devices=[{}, OFFLINE, OFFLINE]),
-        StageSpec("fleet", trigger="automatic")])
+        StageSpec("fleet", trigger="automatic", devices=[{}])])
     run, result, took = await _run(
         time_skipping_env, sqlite_engine, task_queue, enterprise_id, pipeline_id,
         lambda run_id: _targets_settled(sqlite_engine, run_id,
@@ -80,7 +79,7 @@ async def test_stage_times_out_after_seven_days_and_cancels_open_commands(
 async def test_pipeline_times_out_after_twenty_one_days_at_an_unpromoted_gate(
         time_skipping_env, sqlite_engine, task_queue):
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
-        StageSpec("canary"), StageSpec("fleet", trigger="manual")])
+        StageSpec("canary", devices=[{}]), StageSpec("fleet", trigger="manual", devices=[{}])])
     run, result, _ = await _run(
         time_skipping_env, sqlite_engine, task_queue, enterprise_id, pipeline_id,
         lambda run_id: run_row(sqlite_engine, run_id).status == "waiting")

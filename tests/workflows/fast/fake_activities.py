@@ -180,7 +180,7 @@ class FakeRunStore:
     # ---- the store's rules ---------------------------------------------------------------
     def _apply(self, run_id: str, status: str, at: datetime, reason: str = "",
                fields: dict[str, Any] | None = None) -> str:
-        """Move a row forward to `status` (as store.run_records.apply_status): an ended row
+        """Move a row forward to `status` (as store.runs.statuses.apply_status): an ended row
         never changes; a move that is not allowed changes nothing."""
         row = self.rows.get(run_id)
         if row is None:

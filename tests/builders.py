@@ -1,4 +1,6 @@
-"""Definitions written straight into the store as SQLModel rows, for the store tests."""
+"""Definitions written straight into the store as rows, for every tier of tests: enterprises,
+devices and groups, and pipelines whose stages list existing devices and groups or make fresh
+devices of their own."""
 
 from __future__ import annotations
 
@@ -10,21 +12,17 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.engine import Engine
 
-from store.definitions import (
-    Device,
-    DeviceGroup,
-    DeviceGroupMember,
-    Operation,
-    OperationList,
-    Pipeline,
-    Stage,
+from store.db import transaction
+from store.definitions.devices import Device, DeviceGroup, DeviceGroupMember
+from store.definitions.operation_lists import Operation, OperationList
+from store.definitions.pipelines import Pipeline, Stage
+from store.definitions.target_lists import (
     StageTargetList,
     TargetList,
     TargetListDevice,
     TargetListGroup,
 )
-from store.engine import session_scope
-from store.tokens import ensure_enterprise
+from store.definitions.tenants import ensure_enterprise
 from store.types import utcnow
 
 INSTALL = {"operation_type": "INSTALL",
@@ -40,7 +38,7 @@ def new_enterprise(engine: Engine) -> UUID:
 def add_devices(engine: Engine, enterprise_id: UUID, count: int,
                 prefix: str = "dev") -> list[UUID]:
     ids = []
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         for index in range(count):
             device = Device(enterprise_id=enterprise_id, name=f"{prefix}-{index}",
                             alias=f"{prefix}-alias-{index}")
@@ -52,7 +50,7 @@ def add_devices(engine: Engine, enterprise_id: UUID, count: int,
 
 def add_group(engine: Engine, enterprise_id: UUID, device_ids: list[UUID],
               name: str = "group") -> UUID:
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         group = DeviceGroup(enterprise_id=enterprise_id, name=name)
         session.add(group)
         session.flush()
@@ -70,10 +68,13 @@ class TargetListSpec:
 @dataclass
 class StageSpec:
     name: str
-    target_lists: list[TargetListSpec] = field(default_factory=list)
+    target_lists: list[TargetListSpec] = field(default_factory=list)  # existing devices, groups
     operations: list[dict[str, Any]] = field(default_factory=lambda: [INSTALL])
     trigger: str = "automatic"
-    timeout_seconds: int = 3600
+    timeout_seconds: int | None = None  # None: the stage's default
+    rollout: dict[str, Any] = field(default_factory=dict)
+    # Fresh devices made for this stage (their attributes, one dict each), in a list of their own.
+    devices: list[dict[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -85,21 +86,33 @@ class Built:
 
 
 def build_pipeline(engine: Engine, enterprise_id: UUID, stages: list[StageSpec],
-                   name: str = "rollout") -> Built:
+                   name: str = "rollout", timeout_seconds: int | None = None) -> Built:
     listed_at, position = utcnow(), count()
-    with session_scope(engine) as session:
+    with transaction(engine) as session:
         pipeline = Pipeline(enterprise_id=enterprise_id, name=name)
+        if timeout_seconds is not None:
+            pipeline.timeout_seconds = timeout_seconds
         session.add(pipeline)
         session.flush()
         built = Built(pipeline.id, [], [], [])
         for order, spec in enumerate(stages):
             stage = Stage(pipeline_id=pipeline.id, name=spec.name, order=order,
-                          trigger=spec.trigger, timeout_seconds=spec.timeout_seconds)
+                          trigger=spec.trigger, rollout=spec.rollout)
+            if spec.timeout_seconds is not None:
+                stage.timeout_seconds = spec.timeout_seconds
             session.add(stage)
             session.flush()
             built.stage_ids.append(stage.id)
             list_ids = []
-            for index, target_spec in enumerate(spec.target_lists):
+            target_lists = list(spec.target_lists)
+            if spec.devices:
+                fresh = [Device(enterprise_id=enterprise_id, name=f"{spec.name}-dev-{index}",
+                                alias=f"d{index}", attributes=attributes)
+                         for index, attributes in enumerate(spec.devices)]
+                session.add_all(fresh)
+                session.flush()
+                target_lists.append(TargetListSpec(devices=[device.id for device in fresh]))
+            for index, target_spec in enumerate(target_lists):
                 target_list = TargetList(
                     pipeline_id=pipeline.id, name=f"{spec.name}-list-{index}",
                     target_list_type="GROUPS" if target_spec.groups else "DEVICES")
@@ -127,3 +140,12 @@ def build_pipeline(engine: Engine, enterprise_id: UUID, stages: list[StageSpec],
                 op_ids.append(operation.id)
             built.operation_ids.append(op_ids)
         return built
+
+
+def make_pipeline(engine: Engine, stages: list[StageSpec], *, enterprise: str = "acme",
+                  name: str = "rollout", timeout_seconds: int | None = None) -> tuple[UUID, UUID]:
+    """(enterprise id, pipeline id) of a new pipeline in the named enterprise (made if new)."""
+    enterprise_id = ensure_enterprise(engine, enterprise).id
+    built = build_pipeline(engine, enterprise_id, stages, name=name,
+                           timeout_seconds=timeout_seconds)
+    return enterprise_id, built.pipeline_id

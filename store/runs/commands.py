@@ -1,0 +1,266 @@
+"""Commands: the one a target run's attempt sends to its device (created once, marked sent
+once), what the API shows of it, and the sent, unfinished ones a gateway carries on with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Column
+from sqlalchemy.engine import Engine
+from sqlmodel import Field, Session, SQLModel, col, select
+
+from domain.ids import command_id as derive_command_id
+from domain.records import StatusChange
+from domain.statuses import TERMINAL, CommandStatus, RunKind, TargetRunStatus, is_terminal
+from store.db import transaction
+from store.definitions.devices import Device
+from store.runs.statuses import apply_status
+from store.runs.tables import StageRunOperation, TargetRun, serial
+from store.shapes import Public, stamp
+from store.tenancy import owned
+from store.types import JSONType
+
+
+class UnknownCommand(LookupError):
+    """No command has this id (the API answers 404)."""
+
+    def __init__(self, command_id: object) -> None:
+        super().__init__(f"unknown command {command_id}")
+        self.command_id = str(command_id)
+
+
+def as_command_id(command_id: UUID | str) -> UUID:
+    if isinstance(command_id, UUID):
+        return command_id
+    try:
+        return UUID(str(command_id))
+    except ValueError:
+        raise UnknownCommand(command_id) from None
+
+
+# ---- the family --------------------------------------------------------------------------------
+
+
+class CommandBase(SQLModel):
+    target_run_id: UUID = Field(index=True)
+    device_id: UUID = Field(index=True)
+    operation_type: str
+    args: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
+    gateway: str = ""
+    status: str = Field(default="scheduled", index=True)
+
+
+class CommandOutcome(SQLModel):
+    reason: str = ""
+    output: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
+
+
+class CommandTimes(SQLModel):
+    sent_at: datetime | None = stamp(optional=True)
+    cancel_requested_at: datetime | None = stamp(optional=True)
+
+
+class CommandStamps(SQLModel):
+    created_at: datetime = stamp()
+    updated_at: datetime = stamp()
+
+
+class Command(CommandStamps, CommandTimes, CommandOutcome, CommandBase, table=True):
+    id: UUID = Field(primary_key=True)  # the idempotency key at the gateway
+    enterprise_id: UUID
+    last_sequence: int = -1
+
+
+class CommandEventBase(SQLModel):
+    status: str
+    reason: str = ""
+    output: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
+    sequence: int | None = None
+    applied: bool = Field(
+        default=True,
+        description="False: a duplicate or out-of-order event (changed nothing).")
+    received_at: datetime = stamp()
+
+
+class CommandEvent(CommandEventBase, table=True):
+    """Every event a gateway reported for a command, kept in arrival order (its message history)."""
+
+    __tablename__ = "command_event"
+    id: int | None = Field(default=None, sa_column=serial())
+    command_id: UUID = Field(index=True)
+
+
+class CommandEventPublic(CommandEventBase, Public):
+    pass
+
+
+class _Keys(SQLModel):
+    id: UUID
+
+
+class _RequestStatus(SQLModel):
+    request_status: str = Field(description="Same as status (the Esper field name).")
+
+
+class _Events(SQLModel):
+    events: list[CommandEventPublic] = Field(
+        default_factory=list, description="Every event the gateway reported, in arrival order.")
+
+
+class CommandPublic(CommandStamps, _Events, CommandTimes, CommandOutcome, _RequestStatus,
+                    CommandBase, _Keys, Public):
+    pass
+
+
+# ---- the API's reads ---------------------------------------------------------------------------
+
+
+def get_command(session: Session, enterprise_id: UUID, command_id: UUID) -> Command:
+    return owned(session, Command, command_id, enterprise_id, "command")
+
+
+def command_events(session: Session, command_id: UUID, limit: int = 1000) -> list[CommandEvent]:
+    """A command's message history, in arrival order."""
+    return list(
+        session.exec(
+            select(CommandEvent)
+            .where(CommandEvent.command_id == command_id)
+            .order_by(col(CommandEvent.id))
+            .limit(limit)
+        ).all()
+    )
+
+
+# ---- sending (the target workflow's dispatch) --------------------------------------------------
+
+
+@dataclass
+class CommandPlan:
+    command_id: str
+    device_id: str
+    operation_type: str
+    args: dict[str, Any]
+    device_attributes: dict[str, str]
+    already_sent: bool
+    target_status: str
+
+
+def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: str,
+                    at: datetime) -> CommandPlan:
+    """The command of this attempt, created once (its id derives from the target run and the
+    attempt), with the target run moved to processing and pointed at it."""
+    with transaction(engine) as session:
+        target = session.get(TargetRun, target_run_id)
+        if target is None:
+            raise LookupError(f"target run {target_run_id} not found")
+        if is_terminal(RunKind.TARGET, target.status):
+            # Ended before it started (an operator cancelled it): no command for it.
+            return CommandPlan("", str(target.target_id), "", {}, {}, False, target.status)
+        operation = session.get(StageRunOperation, target.stage_run_operation_id)
+        device = session.get(Device, target.target_id)
+        assert operation is not None
+        command_id = derive_command_id(target_run_id, attempt)
+        command = session.get(Command, command_id)
+        if command is None:
+            command = Command(
+                id=command_id, target_run_id=target_run_id, enterprise_id=target.enterprise_id,
+                device_id=target.target_id, operation_type=operation.operation_type,
+                args=operation.args, gateway=gateway,
+            )
+            session.add(command)
+        status = apply_status(session, StatusChange(
+            RunKind.TARGET, str(target_run_id), TargetRunStatus.PROCESSING, at,
+            fields={"command_id": command_id, "command_status": command.status,
+                    "attempt": attempt},
+        ))
+        return CommandPlan(
+            command_id=str(command_id), device_id=str(target.target_id),
+            operation_type=operation.operation_type, args=dict(operation.args or {}),
+            device_attributes=dict(device.attributes or {}) if device else {},
+            already_sent=command.sent_at is not None, target_status=status,
+        )
+
+
+def mark_dispatched(engine: Engine, target_run_id: UUID, command_id: UUID,
+                    at: datetime) -> str:
+    """The gateway queued the command: mark it sent and its target run dispatched, in one
+    transaction. Returns the target run's status afterwards."""
+    with transaction(engine) as session:
+        command = session.get(Command, command_id)
+        if command is not None and command.sent_at is None:
+            command.sent_at = at
+            command.updated_at = at
+            session.add(command)
+        return apply_status(session, StatusChange(
+            RunKind.TARGET, str(target_run_id), TargetRunStatus.DISPATCHED, at,
+            fields={"command_status": CommandStatus.QUEUED.value}))
+
+
+def mark_command_cancel_requested(engine: Engine, command_id: UUID, at: datetime) -> None:
+    with transaction(engine) as session:
+        command = session.get(Command, command_id)
+        if command is not None and command.cancel_requested_at is None:
+            command.cancel_requested_at = at
+            session.add(command)
+
+
+# ---- open commands (what a gateway resumes) ----------------------------------------------------
+
+
+@dataclass
+class OpenCommand:
+    """A sent command that has not ended, with what a gateway needs to carry on with it."""
+
+    command_id: str
+    target_run_id: str
+    enterprise_id: str
+    device_id: str
+    operation_type: str
+    args: dict[str, Any]
+    status: str
+    last_sequence: int
+    sent_at: datetime | None
+    device_attributes: dict[str, str]
+
+
+def _open_query(where: Sequence[Any]) -> Any:
+    # Outer join: a command whose device was deleted still resumes, with no attributes.
+    return (
+        select(Command, col(Device.attributes))
+        .outerjoin(Device, col(Device.id) == col(Command.device_id))
+        .where(col(Command.sent_at).is_not(None),
+               col(Command.status).not_in(list(TERMINAL[RunKind.COMMAND])), *where)
+        .order_by(col(Command.sent_at), col(Command.id))
+    )
+
+
+def _open_command(command: Command, attributes: dict[str, str] | None) -> OpenCommand:
+    return OpenCommand(
+        command_id=str(command.id), target_run_id=str(command.target_run_id),
+        enterprise_id=str(command.enterprise_id), device_id=str(command.device_id),
+        operation_type=command.operation_type, args=dict(command.args or {}),
+        status=command.status, last_sequence=command.last_sequence, sent_at=command.sent_at,
+        device_attributes=dict(attributes or {}),
+    )
+
+
+def open_commands(engine: Engine, gateway_name: str) -> list[OpenCommand]:
+    """Commands sent through this gateway that have not ended: what to resume after a restart."""
+    with transaction(engine) as session:
+        rows = session.execute(_open_query([col(Command.gateway) == gateway_name])).all()
+        return [_open_command(command, attributes) for command, attributes in rows]
+
+
+def load_open_command(engine: Engine, command_id: UUID | str) -> OpenCommand | None:
+    """One sent, unfinished command (any gateway); None if unknown, unsent or ended."""
+    try:
+        cid = as_command_id(command_id)
+    except UnknownCommand:
+        return None
+    with transaction(engine) as session:
+        row = session.execute(_open_query([col(Command.id) == cid])).first()
+        return _open_command(row[0], row[1]) if row else None
