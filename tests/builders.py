@@ -12,6 +12,8 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.engine import Engine
 
+from devices.sim_records import create_tables
+from domain.commands import DeviceCommand
 from store.db import transaction
 from store.definitions.devices import Device, DeviceGroup, DeviceGroupMember
 from store.definitions.operation_lists import Operation, OperationList
@@ -22,7 +24,8 @@ from store.definitions.target_lists import (
     TargetListDevice,
     TargetListGroup,
 )
-from store.definitions.tenants import ensure_enterprise
+from store.definitions.tenants import Enterprise, ensure_enterprise
+from store.runs.commands import Command
 from store.types import utcnow
 
 INSTALL = {"operation_type": "INSTALL",
@@ -149,3 +152,46 @@ def make_pipeline(engine: Engine, stages: list[StageSpec], *, enterprise: str = 
     built = build_pipeline(engine, enterprise_id, stages, name=name,
                            timeout_seconds=timeout_seconds)
     return enterprise_id, built.pipeline_id
+
+
+@dataclass
+class Rows:
+    """Devices and their commands, one row at a time, in one enterprise of a test database
+    (for the tests of commands, events and gateways)."""
+
+    engine: Engine
+    enterprise_id: UUID = field(default_factory=uuid4)
+
+    def __post_init__(self) -> None:
+        create_tables(self.engine)  # the simulator's own table, as a started fleet makes it
+        with transaction(self.engine) as session:
+            session.add(Enterprise(id=self.enterprise_id, name=f"ent-{self.enterprise_id}"))
+
+    def device(self, **attributes: str) -> UUID:
+        device_id = uuid4()
+        with transaction(self.engine) as session:
+            session.add(Device(id=device_id, enterprise_id=self.enterprise_id,
+                               name=f"dev-{device_id.hex[:6]}", attributes=attributes))
+        return device_id
+
+    def command(self, device_id: UUID | None = None, *, target_run_id: UUID | None = None,
+                **row: Any) -> DeviceCommand:
+        """A command row (scheduled, unsent unless row says otherwise) and its DeviceCommand."""
+        device_id = device_id or self.device()
+        command = Command(id=uuid4(), target_run_id=target_run_id or uuid4(),
+                          enterprise_id=self.enterprise_id, device_id=device_id,
+                          operation_type="REBOOT", **row)
+        with transaction(self.engine) as session:
+            session.add(command)
+            device = session.get(Device, device_id)
+            assert device is not None
+            attributes = device.attributes
+        return DeviceCommand(command_id=str(command.id), target_run_id=str(command.target_run_id),
+                             enterprise_id=str(self.enterprise_id), device_id=str(device_id),
+                             operation_type="REBOOT", device_attributes=dict(attributes))
+
+    def row(self, command_id: str) -> Command:
+        with transaction(self.engine) as session:
+            command = session.get(Command, UUID(command_id))
+            assert command is not None
+            return command

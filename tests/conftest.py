@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from store.db import make_engine
 from store.schema import create_schema
+from tests.builders import Rows
 from workflows.converter import DATA_CONVERTER
 from workflows.names import SEARCH_ATTRIBUTES
 
@@ -120,3 +121,13 @@ def postgres_engine() -> Iterator[Engine]:
 def engine(request: pytest.FixtureRequest) -> Engine:
     """Store tests run on both databases."""
     return request.getfixturevalue(f"{request.param}_engine")
+
+
+@pytest.fixture
+def rows(engine: Engine) -> Rows:
+    return Rows(engine)
+
+
+@pytest.fixture
+def sqlite_rows(sqlite_engine: Engine) -> Rows:
+    return Rows(sqlite_engine)

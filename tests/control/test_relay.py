@@ -20,7 +20,7 @@ from domain.commands import CommandEvent
 from domain.ids import target_run_workflow_id
 from domain.statuses import TERMINAL, RunKind
 from store.runs.events import pending_signals
-from tests.devices.conftest import Rows
+from tests.builders import Rows
 from workflows.messages import CommandEvents
 from workflows.names import SIGNAL_COMMAND_EVENTS
 

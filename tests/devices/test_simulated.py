@@ -18,7 +18,8 @@ from devices.simulated import (
     remaining_steps,
 )
 from domain.commands import CommandEvent
-from tests.devices.conftest import RecordingSink, Rows, eventually
+from tests.builders import Rows
+from tests.devices.conftest import RecordingSink, eventually
 
 WALK = ["queued", "initiated", "acknowledged", "inprogress"]
 

@@ -20,7 +20,7 @@ from store.runs import targets as stage_targets
 from store.runs.commands import Command, CommandEvent
 from store.runs.tables import TargetRun
 from tests.builders import INSTALL, REBOOT
-from tests.store.test_run_records import at, move, row, started_stage, targets
+from tests.store.runs.test_run_records import at, move, row, started_stage, targets
 
 
 def _stage(engine: Engine, devices: int = 2, operations=(INSTALL,)):

@@ -13,13 +13,12 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from devices.sim_records import claim_sim_delivery, sim_delivery_count
 from domain.commands import CommandEvent
 from store.db import transaction
 from store.runs.commands import CommandEvent as CommandEventRow
 from store.runs.commands import UnknownCommand, load_open_command, open_commands
 from store.runs.events import mark_signalled, pending_signals, record_command_events
-from tests.devices.conftest import Rows
+from tests.builders import Rows
 
 
 def ev(command_id: str, status: str, sequence: int | None = None, **kw: Any) -> CommandEvent:
@@ -161,13 +160,3 @@ def test_open_commands_are_the_sent_unfinished_ones_of_a_gateway(rows: Rows) -> 
     assert (found[0].status, found[0].last_sequence, found[0].sent_at) == ("queued", 0, sent)
     assert load_open_command(rows.engine, open_one) == found[0]
     assert load_open_command(rows.engine, str(uuid.uuid4())) is None
-
-
-def test_a_sim_delivery_is_claimed_once_and_marks_the_command_sent(rows: Rows) -> None:
-    command = rows.command()
-    assert rows.row(command.command_id).sent_at is None
-    assert claim_sim_delivery(rows.engine, command.command_id, command.device_id, "simulated")
-    assert not claim_sim_delivery(rows.engine, command.command_id, command.device_id, "sim2")
-    row = rows.row(command.command_id)
-    assert row.sent_at is not None and row.gateway == "simulated"
-    assert sim_delivery_count(rows.engine, command.command_id) == 1
