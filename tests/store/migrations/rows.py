@@ -1,5 +1,5 @@
-"""One row in every table of a store, written as the store's own tables are at the moment
-(reflected, so it works at any revision), and read back for comparison."""
+"""Stores as earlier fleetpipes left them, and one row in every table written as the store's
+tables are at the moment (reflected, so it works at any revision), then read back."""
 
 from __future__ import annotations
 
@@ -7,12 +7,28 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, MetaData, Table, insert, select
+from alembic import command
+from sqlalchemy import JSON, MetaData, Table, insert, select, text
 from sqlalchemy.engine import Engine
 
+from store.migrations import FIRST_REVISION
+from store.migrations.revisions import _config
 from store.migrations.scope import TARGET_METADATA
 
 WHEN = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
+
+
+def migrate_to(engine: Engine, revision: str) -> None:
+    with engine.begin() as connection:
+        command.upgrade(_config(connection), revision)
+
+
+def store_made_before_migrations(engine: Engine) -> None:
+    """A store as fleetpipe made it with `create_all` before migrations: the first revision's
+    tables (that revision is exactly what `create_all` made then) and no alembic_version."""
+    migrate_to(engine, FIRST_REVISION)
+    with engine.begin() as connection:
+        connection.execute(text("DROP TABLE alembic_version"))
 
 
 def reflect(engine: Engine) -> list[Table]:

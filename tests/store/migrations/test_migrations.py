@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
@@ -22,14 +21,13 @@ from store.migrations import (
     require_head,
     upgrade,
 )
-from store.migrations.revisions import _config
 from store.migrations.scope import TARGET_METADATA, include_name
-from tests.store.migrations.rows import assert_kept, write_one_row_each
-
-
-def _migrate_to(engine: Engine, revision: str) -> None:
-    with engine.begin() as connection:
-        command.upgrade(_config(connection), revision)
+from tests.store.migrations.rows import (
+    assert_kept,
+    migrate_to,
+    store_made_before_migrations,
+    write_one_row_each,
+)
 
 
 def _diff(engine: Engine) -> list[object]:
@@ -37,14 +35,6 @@ def _diff(engine: Engine) -> list[object]:
         context = MigrationContext.configure(
             connection, opts={"compare_type": True, "include_name": include_name})
         return list(compare_metadata(context, TARGET_METADATA))
-
-
-def _made_by_create_all(engine: Engine) -> None:
-    """A store as fleetpipe made it before migrations: the first revision's tables (which are
-    what `create_all` made then) and no alembic_version."""
-    _migrate_to(engine, FIRST_REVISION)
-    with engine.begin() as connection:
-        connection.execute(sqlalchemy.text("DROP TABLE alembic_version"))
 
 
 def test_models_and_migrations_agree(engine: Engine) -> None:
@@ -62,7 +52,7 @@ def test_the_agreement_check_sees_a_difference(engine: Engine) -> None:
 def test_a_populated_store_goes_from_the_first_revision_to_head_intact(
     blank_engine: Engine,
 ) -> None:
-    _migrate_to(blank_engine, FIRST_REVISION)
+    migrate_to(blank_engine, FIRST_REVISION)
     written = write_one_row_each(blank_engine)
     assert set(written) == set(TARGET_METADATA.tables)  # a row in every table
 
@@ -73,7 +63,7 @@ def test_a_populated_store_goes_from_the_first_revision_to_head_intact(
 
 
 def test_a_store_made_by_create_all_is_adopted_with_its_data(blank_engine: Engine) -> None:
-    _made_by_create_all(blank_engine)
+    store_made_before_migrations(blank_engine)
     written = write_one_row_each(blank_engine)
     assert current_revision(blank_engine) is None
     with pytest.raises(StoreNotAtHead) as refused:
@@ -119,7 +109,7 @@ def test_a_store_ahead_of_head_is_refused_untouched(engine: Engine) -> None:
 def test_a_store_from_before_the_first_revision_is_refused_with_what_it_lacks(
     blank_engine: Engine,
 ) -> None:
-    _made_by_create_all(blank_engine)
+    store_made_before_migrations(blank_engine)
     with blank_engine.begin() as connection:  # as a store made before retries existed
         connection.execute(sqlalchemy.text("ALTER TABLE target_run DROP COLUMN retry_of"))
     with pytest.raises(NotAdoptable) as refused:
