@@ -35,7 +35,8 @@ class NotAdoptable(StoreNotAtHead):
     """A store without a revision whose tables are not the first revision's."""
 
 
-def _config(connection: Connection | None = None) -> Config:
+def alembic_config(connection: Connection | None = None) -> Config:
+    """Alembic's configuration for our scripts, running on `connection` (env.py uses it)."""
     config = Config()
     config.set_main_option("script_location", str(_HERE))
     config.attributes["connection"] = connection
@@ -44,7 +45,7 @@ def _config(connection: Connection | None = None) -> Config:
 
 @cache
 def _scripts() -> ScriptDirectory:
-    return ScriptDirectory.from_config(_config())
+    return ScriptDirectory.from_config(alembic_config())
 
 
 def head_revision() -> str:
@@ -91,7 +92,7 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     elif _our_tables(engine):
         _refuse_unless_first_revision(engine)
     with _migrating(engine) as connection:
-        config = _config(connection)
+        config = alembic_config(connection)
         if before is None and _our_tables(engine):
             command.stamp(config, FIRST_REVISION)
         command.upgrade(config, "head")
@@ -161,7 +162,7 @@ def _first_revision_columns() -> dict[str, frozenset[str]]:
     scratch = make_engine("sqlite://")
     try:
         with scratch.begin() as connection:
-            command.upgrade(_config(connection), FIRST_REVISION)
+            command.upgrade(alembic_config(connection), FIRST_REVISION)
         inspector = inspect(scratch)
         return {
             table: frozenset(column["name"] for column in inspector.get_columns(table))

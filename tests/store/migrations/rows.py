@@ -12,7 +12,7 @@ from sqlalchemy import JSON, MetaData, Table, insert, select, text
 from sqlalchemy.engine import Engine
 
 from store.migrations import FIRST_REVISION
-from store.migrations.revisions import _config
+from store.migrations.revisions import alembic_config
 from store.migrations.scope import TARGET_METADATA
 
 WHEN = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
@@ -20,7 +20,7 @@ WHEN = datetime(2026, 5, 4, 3, 2, 1, 123456, tzinfo=UTC)
 
 def migrate_to(engine: Engine, revision: str) -> None:
     with engine.begin() as connection:
-        command.upgrade(_config(connection), revision)
+        command.upgrade(alembic_config(connection), revision)
 
 
 def store_made_before_migrations(engine: Engine) -> None:
