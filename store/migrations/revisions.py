@@ -87,13 +87,14 @@ def upgrade(engine: Engine) -> tuple[str | None, str]:
     but with our tables (made by `create_all`) is first stamped at the first revision, if its
     tables are that revision's; a store at an unknown revision is refused untouched."""
     before = current_revision(engine)
+    adopt = before is None and bool(_our_tables(engine))
     if before is not None:
         _known_or_refuse(engine, before)
-    elif _our_tables(engine):
+    elif adopt:
         _refuse_unless_first_revision(engine)
     with _migrating(engine) as connection:
         config = alembic_config(connection)
-        if before is None and _our_tables(engine):
+        if adopt:
             command.stamp(config, FIRST_REVISION)
         command.upgrade(config, "head")
     return before, head_revision()
