@@ -24,7 +24,7 @@ from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
 from settings import Settings, get_settings
 from store.db import make_engine
-from store.schema import create_schema
+from store.migrations import StoreNotAtHead, require_head
 from workflows import names
 from workflows.converter import DATA_CONVERTER
 from workflows.pipeline_run import PipelineRunWorkflow
@@ -97,7 +97,7 @@ async def running_worker(
 
 async def serve(settings: Settings) -> None:
     engine = make_engine(settings.resolved_database_url())
-    create_schema(engine)
+    require_head(engine)  # the schema is `fleetpipe db upgrade`'s to change, never ours
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                   data_converter=DATA_CONVERTER)
     stop = asyncio.Event()
@@ -116,7 +116,10 @@ async def serve(settings: Settings) -> None:
 def main() -> None:
     logging.basicConfig(level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(get_settings()))
+    try:
+        asyncio.run(serve(get_settings()))
+    except StoreNotAtHead as exc:
+        raise SystemExit(f"fleetpipe worker: {exc}") from None
 
 
 if __name__ == "__main__":
