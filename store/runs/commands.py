@@ -269,3 +269,22 @@ def load_open_command(engine: Engine, command_id: UUID | str) -> OpenCommand | N
     with transaction(engine) as session:
         row = session.execute(_open_query([col(Command.id) == cid])).first()
         return _open_command(row[0], row[1]) if row else None
+
+
+def command_still_open(engine: Engine, command_id: UUID | str) -> bool:
+    """Whether anyone still waits for this command's events: it has not ended, nor has its
+    target run (whose workflow follows it). False for an unknown command (its run deleted)."""
+    try:
+        cid = as_command_id(command_id)
+    except UnknownCommand:
+        return False
+    with transaction(engine) as session:
+        row = session.execute(
+            select(col(Command.status), col(TargetRun.status))
+            .outerjoin(TargetRun, col(TargetRun.id) == col(Command.target_run_id))
+            .where(col(Command.id) == cid)).first()
+    if row is None:
+        return False
+    command_status, target_status = row
+    return not is_terminal(RunKind.COMMAND, command_status) and not (
+        target_status is not None and is_terminal(RunKind.TARGET, target_status))
