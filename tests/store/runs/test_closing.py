@@ -19,7 +19,7 @@ AT = datetime(2026, 2, 1, tzinfo=UTC)
 
 def _statuses(engine: Engine, model, ids) -> list[str]:  # noqa: ANN001
     with transaction(engine) as session:
-        return [session.get(model, i).status for i in ids]
+        return [session.get_one(model, i).status for i in ids]
 
 
 def test_closing_a_run_ends_its_open_stage_runs_target_runs_and_commands(engine: Engine):
@@ -38,8 +38,8 @@ def test_closing_a_run_ends_its_open_stage_runs_target_runs_and_commands(engine:
     assert _statuses(engine, TargetRun, [t.id for t in seeded.target_runs]) == [
         "success", "failure", "failure", "success", "cancelled", "cancelled"]
     with transaction(engine) as session:
-        running = session.get(TargetRun, seeded.target_runs[2].id)
-        command = session.get(Command, seeded.command.id)
+        running = session.get_one(TargetRun, seeded.target_runs[2].id)
+        command = session.get_one(Command, seeded.command.id)
         assert running.command_status == "cancelled"
         assert running.status_reason == "its workflow was terminated"
         assert command.status == "cancelled" and command.cancel_requested_at is not None
