@@ -8,6 +8,5 @@ read too), waiting for the result within the answer's deadline, and the relay th
 device command events from the store to their target-run workflows (resending owed signals on
 a timer), and the reconciler that ends the runs whose workflow closed without ending them
 (closing.py does the ending, for it and for a cancel of a run whose workflow is gone).
-It answers with plain
-outcomes and errors of its own (control.errors), never with HTTP.
+It answers with plain outcomes and errors of its own (control.errors), never with HTTP.
 """
