@@ -48,9 +48,12 @@ class ClosedRun:
     commands: int
 
 
-def runs_left_open(engine: Engine, created_before: datetime, limit: int = 100) -> list[str]:
+def runs_left_open(engine: Engine, created_before: datetime,
+                   limit: int = 10_000) -> list[str]:
     """Pipeline runs made before `created_before` that are not ended, or have a stage or
-    target run that is not: the runs whose workflows the reconciler looks at."""
+    target run that is not: the runs whose workflows the reconciler looks at. Open runs that
+    are running fine come back every round, so the limit is far above how many run at once
+    (a lower one would hide the runs past it for ever)."""
     with transaction(engine) as session:
         open_runs = session.exec(
             select(PipelineRun.id).where(col(PipelineRun.status).not_in(
