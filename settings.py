@@ -25,6 +25,10 @@ class Settings(BaseSettings):
     # In-flight target-run children per stage-run workflow (Temporal advises <= 500 pending).
     stage_window: int = 200
     max_request_bytes: int = 1_048_576
+    # The worker resends owed command-event signals this often (backing off while Temporal
+    # refuses them), and looks for runs whose workflow closed without ending them this often.
+    resend_interval_seconds: float = 5.0
+    reconcile_interval_seconds: float = 60.0
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -19,6 +19,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
+from control.reconciler import RunReconciler
 from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
@@ -46,6 +47,7 @@ class RunningWorker:
     targets: Worker  # target runs
     gateway: DeviceGateway
     relay: CommandEventRelay
+    reconciler: RunReconciler
 
 
 @asynccontextmanager
@@ -56,6 +58,8 @@ async def running_worker(
     task_queue: str,
     gateway: DeviceGateway | None = None,
     seed: int = 0,
+    resend_interval: float = 5.0,
+    reconcile_interval: float = 60.0,
 ) -> AsyncIterator[RunningWorker]:
     """Workers polling `task_queue` (pipeline and stage runs) and its targets queue (target
     runs), with the simulated fleet unless a gateway is given. Both serve every activity: an
@@ -63,6 +67,9 @@ async def running_worker(
 
     On entry the gateway resumes commands an earlier process left open and the relay resends
     signals it still owed, so a restarted worker picks up exactly where the last one stopped.
+    While it runs, the relay resends owed signals every `resend_interval` seconds and the
+    reconciler ends, every `reconcile_interval` seconds, the runs whose workflow closed
+    without ending them (control/reconciler.py).
     """
     relay = CommandEventRelay(engine, client)
     fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
@@ -86,12 +93,19 @@ async def running_worker(
         max_concurrent_workflow_tasks=100,
         graceful_shutdown_timeout=_GRACE,
     )
+    reconciler = RunReconciler(engine, client, fleet)
+    timers: list[asyncio.Task[None]] = []
     try:
         async with runs, targets:
             await fleet.start()
             await relay.resend_pending()
-            yield RunningWorker(runs, targets, fleet, relay)
+            timers = [asyncio.create_task(relay.keep_resending(resend_interval)),
+                      asyncio.create_task(reconciler.keep_reconciling(reconcile_interval))]
+            yield RunningWorker(runs, targets, fleet, relay, reconciler)
     finally:
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
         await fleet.stop()
 
 
@@ -105,7 +119,9 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     async with running_worker(client, engine, task_queue=settings.task_queue,
-                              seed=settings.sim_seed):
+                              seed=settings.sim_seed,
+                              resend_interval=settings.resend_interval_seconds,
+                              reconcile_interval=settings.reconcile_interval_seconds):
         log.info("worker polling task queue %r at %s", settings.task_queue,
                  settings.temporal_address)
         await stop.wait()

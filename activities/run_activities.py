@@ -139,7 +139,8 @@ class RunActivities:
         plan = await self._db(commands.prepare_command, self._engine, target_run_id,
                               request.attempt, self._gateway.name, at)
         if is_terminal(RunKind.TARGET, plan.target_status):
-            return DispatchResult(plan.command_id, plan.target_status, sent=False)
+            return DispatchResult(plan.command_id, plan.target_status, sent=False,
+                                  command_status=plan.command_status)
         if not plan.already_sent:
             await self._gateway.send(DeviceCommand(
                 command_id=plan.command_id, target_run_id=request.target_run_id,

@@ -57,7 +57,7 @@ async def send_update(
     arg: A,
     *,
     deadline: float,
-    closed: Callable[[], ActionRefused],
+    closed: Callable[[], Exception],
     field: str = "status",
 ) -> Sent[R]:
     """Send an update and wait for its result until `deadline`. A validator's refusal is an

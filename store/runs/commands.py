@@ -147,6 +147,9 @@ class CommandPlan:
     device_attributes: dict[str, str]
     already_sent: bool
     target_status: str
+    # An ended target run's command and its last status, if it had one: a workflow whose task
+    # was lost after it recorded the end learns here what it ended with.
+    command_status: str | None = None
 
 
 def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: str,
@@ -158,8 +161,10 @@ def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: 
         if target is None:
             raise LookupError(f"target run {target_run_id} not found")
         if is_terminal(RunKind.TARGET, target.status):
-            # Ended before it started (an operator cancelled it): no command for it.
-            return CommandPlan("", str(target.target_id), "", {}, {}, False, target.status)
+            # Ended: before it started (an operator cancelled it; no command), or by this very
+            # workflow in a task lost with its worker (it has the command it ended with).
+            return CommandPlan(str(target.command_id or ""), str(target.target_id), "", {}, {},
+                               False, target.status, command_status=target.command_status)
         operation = session.get(StageRunOperation, target.stage_run_operation_id)
         device = session.get(Device, target.target_id)
         assert operation is not None
@@ -264,3 +269,22 @@ def load_open_command(engine: Engine, command_id: UUID | str) -> OpenCommand | N
     with transaction(engine) as session:
         row = session.execute(_open_query([col(Command.id) == cid])).first()
         return _open_command(row[0], row[1]) if row else None
+
+
+def command_still_open(engine: Engine, command_id: UUID | str) -> bool:
+    """Whether anyone still waits for this command's events: it has not ended, nor has its
+    target run (whose workflow follows it). False for an unknown command (its run deleted)."""
+    try:
+        cid = as_command_id(command_id)
+    except UnknownCommand:
+        return False
+    with transaction(engine) as session:
+        row = session.execute(
+            select(col(Command.status), col(TargetRun.status))
+            .outerjoin(TargetRun, col(TargetRun.id) == col(Command.target_run_id))
+            .where(col(Command.id) == cid)).first()
+    if row is None:
+        return False
+    command_status, target_status = row
+    return not is_terminal(RunKind.COMMAND, command_status) and not (
+        target_status is not None and is_terminal(RunKind.TARGET, target_status))

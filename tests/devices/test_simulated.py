@@ -240,18 +240,31 @@ async def test_failed_deliveries_are_retried_with_backoff(sqlite_rows: Rows) -> 
     assert sink.attempts == 3
 
 
-async def test_delivery_gives_up_after_a_bound_and_logs(
+async def test_delivery_never_gives_up_while_the_command_is_open(sqlite_rows: Rows) -> None:
+    command = sqlite_rows.command(sqlite_rows.device())
+    sink = FlakySink(sqlite_rows.engine, failures=30)  # far past the old bound of 8 attempts
+    fleet = SimulatedFleet(sqlite_rows.engine, sink, retry_base_s=0.001, retry_max_s=0.01)
+    await fleet.send(command)
+    await eventually(lambda: sqlite_rows.row(command.command_id).status == "success")
+    await fleet.stop()
+    assert sink.attempts == 31
+
+
+async def test_delivery_stops_once_the_store_says_the_command_ended(
     sqlite_rows: Rows, caplog: pytest.LogCaptureFixture
 ) -> None:
     command = sqlite_rows.command(sqlite_rows.device())
-    sink = FlakySink(sqlite_rows.engine, failures=100)
-    fleet = SimulatedFleet(sqlite_rows.engine, sink, retry_attempts=3, retry_base_s=0.01)
-    with caplog.at_level(logging.WARNING, logger="devices.simulated"):
+    sink = FlakySink(sqlite_rows.engine, failures=10_000)
+    fleet = SimulatedFleet(sqlite_rows.engine, sink, retry_base_s=0.001, retry_max_s=0.01)
+    with caplog.at_level(logging.INFO, logger="devices.simulated"):
         await fleet.send(command)
-        await eventually(lambda: "gave up" in caplog.text)
+        await eventually(lambda: sink.attempts >= 3)
+        sqlite_rows.end_command(command.command_id, "cancelled")
+        await eventually(lambda: "no longer delivered" in caplog.text)
+    attempts = sink.attempts
+    await asyncio.sleep(0.1)
     await fleet.stop()
-    assert sink.attempts == 3
-    assert sqlite_rows.row(command.command_id).status == "scheduled"
+    assert sink.attempts == attempts
 
 
 async def test_an_unknown_command_is_not_retried(sqlite_rows: Rows) -> None:
