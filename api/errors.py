@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
@@ -56,7 +57,7 @@ def _validation_message(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "")
         return f"malformed JSON: {detail}".rstrip(": ")
-    message = str(error.get("msg", "invalid value"))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if error.get("type") == "model_attributes_type" and isinstance(error.get("input"), bytes):
         message += " (send a JSON object with Content-Type: application/json)"
     return message
@@ -79,12 +80,26 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     if exc.status_code == 404:
         message = f"no such path: {request.method} {path}"
     elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {path}"
+        allowed = _methods_of_path(request)
+        message = (f"method {request.method} is not allowed on {path}; allowed: "
+                   f"{', '.join(allowed)}")
+        return error_response(405, message, allowed=allowed, headers={"Allow": ", ".join(allowed)})
     elif isinstance(exc.detail, str) and exc.detail:
         message = exc.detail
     else:
         message = MESSAGES.get(exc.status_code, "error")
     return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+def _methods_of_path(request: Request) -> list[str]:
+    """Every method some route serves on this path (each route holds one method, so the
+    route that refused the request knows only its own)."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match != Match.NONE:
+            methods.update(getattr(route, "methods", None) or ())
+    return sorted(methods)
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

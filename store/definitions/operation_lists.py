@@ -10,6 +10,7 @@ from uuid import UUID, uuid4
 from sqlalchemy import Column, delete, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from domain.bounds import MAX_JSON_DEPTH, JsonObject, Position
 from domain.operations import InvalidOperation, validate_operation
 from store.definitions.fields import (
     DESCRIPTION_MAX,
@@ -65,6 +66,9 @@ class OperationListPublic(OperationListBase, _ListKeys, Public):
 
 # ---- operations --------------------------------------------------------------------------------
 
+ARGS_DOC = (f"What the device needs for the operation (see operation_type): a JSON object "
+            f"nested at most {MAX_JSON_DEPTH} levels.")
+
 
 class OperationBase(SQLModel):
     operation_type: str = Field(
@@ -75,13 +79,14 @@ class OperationBase(SQLModel):
 
 
 class OperationCreate(OperationBase):
-    order: int | None = Field(default=None, ge=0, description="Default: after the last one.")
+    args: JsonObject = Field(default_factory=dict, description=ARGS_DOC)
+    order: Position | None = Field(default=None, description="Default: after the last one.")
 
 
 class OperationUpdate(SQLModel):
     operation_type: str | None = None
-    args: dict[str, Any] | None = None
-    order: int | None = Field(default=None, ge=0)
+    args: JsonObject | None = Field(default=None, description=ARGS_DOC)
+    order: Position | None = None
 
 
 class Operation(OperationBase, table=True):
