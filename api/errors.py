@@ -6,13 +6,14 @@ Store and domain errors carry the field at fault as an attribute, so mapping the
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
@@ -92,14 +93,21 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
 
 
 def _methods_of_path(request: Request) -> list[str]:
-    """Every method some route serves on this path (each route holds one method, so the
-    route that refused the request knows only its own)."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match != Match.NONE:
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    """Every method the API serves on this path, from its OpenAPI paths (each route holds one
+    method, so the route that refused the request knows only its own)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "methods_by_path", None)
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi()["paths"].items():
+            methods = {method.upper() for method in operations}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((compile_path(template)[0], methods))
+        request.app.state.methods_by_path = table
+    path = request.scope["path"]
+    return sorted({method for pattern, methods in table if pattern.match(path)
+                   for method in methods})
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

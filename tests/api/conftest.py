@@ -94,3 +94,10 @@ async def other_api(sqlite_engine: Engine) -> AsyncIterator[Api]:
     """A second enterprise on the same database."""
     async with api_for(sqlite_engine, enterprise="globex") as value:
         yield value
+
+
+@pytest.fixture
+async def any_api(engine: Engine) -> AsyncIterator[Api]:
+    """The API on SQLite and on PostgreSQL (tests that reach the store's limits)."""
+    async with api_for(engine) as value:
+        yield value
