@@ -16,6 +16,7 @@ from store.definitions.fields import (
     DESCRIPTION_MAX,
     InvalidDefinition,
     apply_changes,
+    next_position,
     text_field,
     touch,
 )
@@ -203,7 +204,7 @@ def create_operation(session: Session, enterprise_id: UUID, operation_list_id: U
     if order is None:
         last = session.exec(select(func.max(Operation.order)).where(
             Operation.operation_list_id == operation_list_id)).one()
-        order = last + 1 if last is not None else 0
+        order = next_position(last, 0, "operation")
     operation = Operation(operation_list_id=operation_list_id, operation_type=operation_type,
                           args=args, order=order)
     session.add(operation)

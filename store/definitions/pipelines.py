@@ -27,6 +27,7 @@ from store.definitions.fields import (
     apply_changes,
     lower,
     name_field,
+    next_position,
     text_field,
     touch,
 )
@@ -221,7 +222,7 @@ def create_stage(session: Session, enterprise_id: UUID, pipeline_id: UUID,
     last, lowest = session.exec(
         select(func.max(Stage.order), func.min(Stage.order)).where(Stage.pipeline_id == pipeline_id)
     ).one()
-    order = data.order if data.order is not None else (last + 1 if last is not None else 1)
+    order = data.order if data.order is not None else next_position(last, 1, "stage")
     stage = new_stage(pipeline_id, data, order=order, first=lowest is None or order < lowest)
     session.add(stage)
     touch(pipeline)

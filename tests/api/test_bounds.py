@@ -84,6 +84,21 @@ async def test_a_stage_timeout_past_a_year_and_an_order_past_int32_are_400(any_a
     assert (await any_api.ok("GET", f"{stages}/{made['id']}"))["order"] == INT32_MAX
 
 
+async def test_no_default_order_after_the_largest_one(any_api: Api):
+    """A stage or operation added without an order goes after the last one: past INT32_MAX
+    that is a 400 asking for an order, not an overflow of the column (found by the fuzzer)."""
+    pipeline_id, _, list_id = await pipeline_with_stage(any_api)
+    stages = f"/pipelines/{pipeline_id}/stages"
+    await any_api.ok("POST", stages, {"name": "last", "order": INT32_MAX}, 201)
+    body = assert_error(await any_api.post(stages, {"name": "after"}), 400, "give this one")
+    assert field_of(body) == "order"
+    assert (await any_api.ok("POST", stages, {"name": "before", "order": 5}, 201))["order"] == 5
+    ops = f"/operationlists/{list_id}/operations"
+    await any_api.ok("POST", ops, {**INSTALL, "order": INT32_MAX}, 201)
+    body = assert_error(await any_api.post(ops, INSTALL), 400, "give this one")
+    assert field_of(body) == "order"
+
+
 async def test_an_operation_order_past_int32_is_400(any_api: Api):
     _, _, list_id = await pipeline_with_stage(any_api)
     ops = f"/operationlists/{list_id}/operations"
