@@ -44,6 +44,7 @@ import sqlalchemy  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 from schemathesis import GenerationMode  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
+from schemathesis.core.result import Err  # noqa: E402
 from schemathesis.specs.openapi.checks import (  # noqa: E402
     content_type_conformance,
     response_schema_conformance,
@@ -205,7 +206,12 @@ def fuzz_operation(operation: Any, fixed: dict[str, str], api_url: str, headers:
 def fuzz(api_url: str, key: str, objects: dict[str, str], examples: int, budget: float,
          rng_seed: int) -> Counts:
     schema = schemathesis.openapi.from_url(api_url.removesuffix(BASE) + "/openapi.json")
-    operations = [result.ok() for result in schema.get_all_operations()]
+    operations = []
+    for result in schema.get_all_operations():
+        if isinstance(result, Err):  # an operation Schemathesis cannot read is a defect too
+            raise SystemExit(f"the OpenAPI has an operation Schemathesis cannot use: "
+                             f"{result.err()}")
+        operations.append(result.ok())
     # Deletions last: every other operation sees the objects alive.
     operations.sort(key=lambda op: op.method.upper() == "DELETE")
     headers = {"Authorization": f"Token {key}"}
