@@ -37,14 +37,17 @@ class StageRunAction(BaseModel):
 class TargetRunUpdate(BaseModel):
     status: str | None = one_of(ACTIONS[RunKind.TARGET], "cancelled (any case)", optional=True)
     device_name: str | None = Field(
-        default=None, description="Kept from the device at the time of the run; only the "
+        default=None, max_length=255,
+        description="Kept from the device at the time of the run; only the "
         "current value is accepted.")
 
 
 class TargetRunAdd(BaseModel):
     target_id: UUID = Field(description="The device to add.")
-    device_name: str | None = Field(default=None, description="Default: the device's name.")
-    device_alias: str | None = Field(default=None, description="Default: the device's alias.")
+    device_name: str | None = Field(default=None, max_length=255,
+                                    description="Default: the device's name.")
+    device_alias: str | None = Field(default=None, max_length=255,
+                                     description="Default: the device's alias.")
 
 
 class CommandRequest(BaseModel):
