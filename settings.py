@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +30,18 @@ class Settings(BaseSettings):
     # refuses them), and looks for runs whose workflow closed without ending them this often.
     resend_interval_seconds: float = 5.0
     reconcile_interval_seconds: float = 60.0
+
+    # Where clients reach the API (`https://fleet.example.com`): page links start with it. Empty:
+    # links are relative (path and query), never built from the request's Host header.
+    public_base_url: str = ""
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base(cls, value: str) -> str:
+        if value and not (value.startswith(("http://", "https://")) and "?" not in value):
+            raise ValueError(f"FLEETPIPE_PUBLIC_BASE_URL must be an http(s) URL without a "
+                             f"query, like https://fleet.example.com; got {value!r}")
+        return value.rstrip("/")
 
     def resolved_database_url(self) -> str:
         if self.database_url:

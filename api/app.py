@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
+from api.input_guard import InputGuardMiddleware
 from api.key_cache import KeyCache
 from api.middleware import (
     CANONICAL_BASE,
@@ -175,8 +176,10 @@ def create_app(
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
     install_error_handlers(app)
-    # Last added runs first: aliases, then the size limit, then the catch-all around the app.
+    # Last added runs first: aliases, then the size limit, the input guard, and the catch-all
+    # around the app.
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(PathAliasMiddleware)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

