@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -103,7 +103,7 @@ async def check_run(engine: Engine, client: Client, *, run_id: str, task_queue: 
     _check_store(verdict, rows)
     histories = await _fetch_histories(client, task_queue, run_id, rows)
     await _check_results(verdict, rows, histories)
-    await _check_replay(verdict, [h for runs in histories.values() for h in runs])
+    await check_replay(verdict, [h for runs in histories.values() for h in runs])
     return verdict
 
 
@@ -121,12 +121,15 @@ def _read_store(engine: Engine, run_id: UUID) -> StoreRows:
     with transaction(engine) as session:
         targets = list(session.execute(
             select(TargetRun).where(col(TargetRun.pipeline_run_id) == run_id)).scalars())
-        ids = {t.id for t in targets}
-        commands = [c for c in session.execute(select(Command)).scalars()
-                    if c.target_run_id in ids]
+        ids, devices = {t.id for t in targets}, {t.target_id for t in targets}
+        every = list(session.execute(select(Command)).scalars())
+        known = {c.id for c in every}
+        commands = [c for c in every if c.target_run_id in ids]
         mine = {c.id for c in commands}
+        # This run's commands, and anything delivered to its devices that no command row names.
         deliveries = [(cid, did) for cid, did in session.execute(
-            select(SimDelivery.c.command_id, SimDelivery.c.device_id)).all() if cid in mine]
+            select(SimDelivery.c.command_id, SimDelivery.c.device_id)).all()
+            if cid in mine or (did in devices and cid not in known)]
         return StoreRows(
             run=session.get(PipelineRun, run_id),
             stages=list(session.execute(
@@ -278,14 +281,16 @@ async def _check_results(verdict: Verdict, rows: StoreRows,
             "command_status": t.command_status})
 
 
-async def _check_replay(verdict: Verdict, histories: Iterable[WorkflowHistory]) -> None:
+async def check_replay(verdict: Verdict, histories: Iterable[WorkflowHistory],
+                       workflows: Sequence[type] = WORKFLOWS) -> None:
+    """Replay every history on `workflows` (today's), counting and naming the failures."""
     every = list(histories)
 
     async def each() -> AsyncIterator[WorkflowHistory]:
         for history in every:
             yield history
 
-    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+    replayer = Replayer(workflows=workflows, data_converter=DATA_CONVERTER)
     results = await replayer.replay_workflows(each(), raise_on_replay_failure=False)
     verdict.histories_replayed = len(every)
     verdict.replay_failures = len(results.replay_failures)
