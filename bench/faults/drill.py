@@ -1,13 +1,14 @@
 """One pipeline run of N simulated devices under faults, then the checks (bench.faults.checks).
 
 The faults come at random moments of the run's progress: each fires when the count of
-terminal target runs passes a random threshold (between 5 % and 85 % of them, seeded), after
-at least one more target run ended since the previous fault recovered, so every fault hits a
-run that is moving, however fast the machine is. Kinds: the worker SIGKILLed and restarted,
-the API SIGKILLed and restarted, the Temporal dev server SIGKILLed, left down for an outage,
-and restarted on the same port and database. The longest outage comes last, after every
-worker kill: a starting worker resends the signals it owes, so what brings the run home after
-that outage is the product itself, not a restart the drill happened to make.
+terminal target runs passes a random threshold (seeded; the faults left share what is left
+between 5 % and 85 % of the target runs), after at least one more target run ended since the
+previous fault recovered, so every fault hits a run that is moving, however fast the machine.
+Kinds: the worker SIGKILLed and restarted, the API SIGKILLed and restarted, the Temporal dev
+server SIGKILLed, left down for an outage and restarted on the same port and database. The
+longest outage comes last, after every worker kill: a starting worker resends the signals it
+owes, so what brings the run home after that outage is the product itself, not a restart the
+drill happened to make.
 """
 
 from __future__ import annotations
@@ -201,11 +202,12 @@ async def _hurt(stack: Stack, engine: Engine, config: DrillConfig, rng: random.R
                 report: DrillReport, log: Log) -> None:
     total = config.devices * config.operations
     plan = fault_plan(config, rng)
-    thresholds = sorted(round(total * rng.uniform(config.first_fraction, config.last_fraction))
-                        for _ in plan)
-    floor = 0
-    for (kind, outage_s), threshold in zip(plan, thresholds, strict=True):
-        reached = await _wait_progress(stack, engine, report.run_id, max(threshold, floor + 1),
+    first = round(total * config.first_fraction)
+    last = max(first + len(plan), round(total * config.last_fraction))
+    done = 0
+    for index, (kind, outage_s) in enumerate(plan):
+        threshold = next_threshold(rng, done, first, last, len(plan) - index)
+        reached = await _wait_progress(stack, engine, report.run_id, threshold,
                                        config.stall_timeout_s, report, log)
         if not reached:
             done = await asyncio.to_thread(_terminal_targets, engine, report.run_id)
@@ -221,7 +223,17 @@ async def _hurt(stack: Stack, engine: Engine, config: DrillConfig, rng: random.R
         report.faults.append(f"{kind}{f' {outage_s:.0f}s' if kind == TEMPORAL else ''} at "
                              f"{done}/{total}")
         log(f"fault {len(report.faults)}/{len(plan)}: {report.faults[-1]} (recovered)")
-        floor = await asyncio.to_thread(_terminal_targets, engine, report.run_id)
+        done = await asyncio.to_thread(_terminal_targets, engine, report.run_id)
+
+
+def next_threshold(rng: random.Random, done: int, first: int, last: int, left: int) -> int:
+    """Terminal target runs at which the next of `left` faults fires: a random point of an
+    even share of what is left up to `last` (the share is recomputed after every fault, so a
+    fault whose recovery took long leaves the rest spread over less), and always at least one
+    more than `done`, so the fault lands on a run that moved since the last one."""
+    start = max(done, first)
+    share = max(1.0, (last - start) / left)
+    return max(done + 1, start + round(rng.uniform(0.0, share)))
 
 
 async def _fault(stack: Stack, kind: str, outage_s: float, report: DrillReport,

@@ -29,9 +29,9 @@ from tests.workflows.test_replay_negative import PipelineRunWithExtraTimer
 from worker import WORKFLOWS, running_worker
 from workflows.pipeline_run import PipelineRunWorkflow
 
-# Every device answers after 2 s and only two are in flight, so the run lasts long enough
-# (about a minute here) for five faults to land while it moves.
-SMALL = DrillConfig(devices=40, window=2, slow_every=1, slow_ms=2000, worker_kills=3,
+# Every device answers after 3 s and only two are in flight, so the run lasts long enough
+# (a minute or two here) for five faults to land while it moves, even on a loaded machine.
+SMALL = DrillConfig(devices=40, window=2, slow_every=1, slow_ms=3000, worker_kills=3,
                     api_kills=1, outages_s=(5.0,), stall_timeout_s=300.0,
                     settle_timeout_s=300.0)
 HANG_GUARD_S = 1200.0
