@@ -16,7 +16,7 @@ from store.definitions.operation_lists import Operation, OperationList
 from store.definitions.pipelines import Pipeline, Stage
 from store.definitions.target_lists import StageTargetList, TargetList, TargetListDevice
 from store.definitions.tenants import create_token, ensure_enterprise
-from store.schema import create_schema
+from store.migrations import upgrade
 from store.types import utcnow
 
 INSTALL: dict[str, Any] = {"operation_type": "INSTALL",
@@ -40,7 +40,7 @@ def seed_fleet(db_url: str, devices: int, operations: int = 1, slow_every: int =
     if not 1 <= operations <= len(OPERATIONS):
         raise ValueError(f"operations must be 1..{len(OPERATIONS)}, not {operations}")
     engine = make_engine(db_url)
-    create_schema(engine)
+    upgrade(engine)
     enterprise = ensure_enterprise(engine, "drill")
     key = create_token(engine, enterprise.id, "drill")
     now = utcnow()
