@@ -25,6 +25,14 @@ class Settings(BaseSettings):
     # In-flight target-run children per stage-run workflow (Temporal advises <= 500 pending).
     stage_window: int = 200
     max_request_bytes: int = 1_048_576
+    # The Esper gateway (devices/esper): the tenant's API (the SDK's host), its key and
+    # enterprise, and the bounds on how hard fleetpipe calls it.
+    esper_url: str = ""  # e.g. https://<tenant>-api.esper.cloud/api
+    esper_api_key: str = ""
+    esper_enterprise_id: str = ""
+    esper_max_requests_per_second: float = 10.0  # every call to Esper, per worker process
+    esper_poll_interval_s: float = 5.0  # a command's first status poll; doubles while unchanged
+    esper_poll_max_interval_s: float = 60.0
 
     def resolved_database_url(self) -> str:
         if self.database_url:
