@@ -39,6 +39,7 @@ from sqlmodel import col
 from domain.statuses import TERMINAL, RunKind
 from store.db import transaction
 from store.runs.commands import Command, as_command_id
+from store.runs.tables import TargetRun
 from store.types import JSONType, UTCDateTime, utcnow
 
 _ESPER_METADATA = MetaData()
@@ -104,8 +105,11 @@ def adopt(engine: Engine, owner: str, lease_s: float, limit: int = 500) -> list[
         ids = session.execute(
             select(_T.command_id)
             .join(Command, col(Command.id) == _T.command_id)
+            .outerjoin(TargetRun, col(TargetRun.id) == col(Command.target_run_id))
             .where(_T.ended.is_(False),
                    col(Command.status).not_in(list(TERMINAL[RunKind.COMMAND])),
+                   or_(col(TargetRun.status).is_(None),
+                       col(TargetRun.status).not_in(list(TERMINAL[RunKind.TARGET]))),
                    or_(_T.owner.is_(None), _T.lease_until < now))
             .order_by(_T.intent_at).limit(limit)
         ).scalars().all()
@@ -176,14 +180,18 @@ def bound_request_ids(engine: Engine, request_ids: Iterable[str]) -> set[str]:
 
 
 def ended_in_store(engine: Engine, command_ids: Iterable[str]) -> set[str]:
-    """Which of these commands the store has ended (e.g. a target run that timed out)."""
+    """Which of these commands nobody waits for any more: ended, or their target run ended
+    (it timed out; Esper offers no cancel, and an offline device would be polled forever)."""
     ids = [as_command_id(c) for c in command_ids]
     if not ids:
         return set()
     with transaction(engine) as session:
         found = session.execute(
-            select(col(Command.id)).where(col(Command.id).in_(ids),
-                                          col(Command.status).in_(TERMINAL[RunKind.COMMAND])))
+            select(col(Command.id))
+            .outerjoin(TargetRun, col(TargetRun.id) == col(Command.target_run_id))
+            .where(col(Command.id).in_(ids),
+                   or_(col(Command.status).in_(TERMINAL[RunKind.COMMAND]),
+                       col(TargetRun.status).in_(TERMINAL[RunKind.TARGET]))))
         return {str(c) for c in found.scalars().all()}
 
 

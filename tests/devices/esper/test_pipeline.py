@@ -4,6 +4,7 @@ recording, which must not make a second Esper command."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -126,3 +127,27 @@ async def test_a_worker_killed_between_create_and_recording_makes_no_second_comm
     creates = [r for r in fake_esper.requests() if r["kind"] == "create"]
     assert len(creates) == 1, creates
     assert "found its Esper request" in log.read_text()
+
+
+async def test_a_timed_out_target_s_command_is_no_longer_polled(
+        temporal_client, sqlite_engine, task_queue, fake_esper: FakeEsper) -> None:
+    """Esper cannot cancel it, and an offline device never ends it: once its target run has
+    timed out, the gateway stops spending requests on it."""
+    enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
+        StageSpec("fleet", devices=esper_devices("offline-e-1"), timeout_seconds=3)])
+    gateway = EsperGateway(sqlite_engine, CommandEventRelay(sqlite_engine, temporal_client),
+                           quick_config(fake_esper, lease_s=1.5))
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue,
+                              gateway=gateway):
+        run = await start_pipeline_run(temporal_client, sqlite_engine,
+                                       enterprise_id=enterprise_id, pipeline_id=pipeline_id,
+                                       task_queue=task_queue)
+        result = await result_of(temporal_client, run.id)
+        assert result.status == "failure"
+        (stage,) = stage_rows(sqlite_engine, run.id)
+        assert [t.status for t in target_rows(sqlite_engine, stage.id)] == ["timeout"]
+        await wait_for(lambda: not gateway.tracked, timeout=30)
+        polls = sum(1 for r in fake_esper.requests() if r["kind"] == "status")
+        await asyncio.sleep(1.5)
+        assert sum(1 for r in fake_esper.requests() if r["kind"] == "status") == polls
+    assert polls > 0
