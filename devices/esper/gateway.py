@@ -232,16 +232,17 @@ class EsperGateway:
 
     async def _find_existing(self, record: records.EsperRecord) -> Any | None:
         """The Esper request an earlier attempt made for this command, if any: same device,
-        command and args, created after the intent, and not another command's."""
+        command and args, created after the intent, and not another command's (the earliest
+        such, if an operator sent the same one too)."""
         since = record.intent_at - _CLOCK_SKEW
         candidates = []
         for request in await self.api.requests_for(record.esper_device_id, record.operation):
             args = request.command_args.to_dict() if request.command_args else {}
-            args = {k: v for k, v in args.items() if v is not None}
             created = request.created_on
+            # Every arg sent, as sent (Esper may add fields of its own to what it keeps).
             if (request.id and request.command == record.operation
                     and record.esper_device_id in (request.devices or [])
-                    and args == record.command_args
+                    and all(args.get(k) == v for k, v in record.command_args.items())
                     and (created is None or _aware(created) >= since)):
                 candidates.append(request)
         self._succeeded()
