@@ -43,6 +43,15 @@ class Settings(BaseSettings):
                              f"query, like https://fleet.example.com; got {value!r}")
         return value.rstrip("/")
 
+    # The Esper gateway (devices/esper): the tenant's API (the SDK's host), its key and
+    # enterprise, and the bounds on how hard fleetpipe calls it.
+    esper_url: str = ""  # e.g. https://<tenant>-api.esper.cloud/api
+    esper_api_key: str = ""
+    esper_enterprise_id: str = ""
+    esper_max_requests_per_second: float = 10.0  # every call to Esper, per worker process
+    esper_poll_interval_s: float = 5.0  # a command's first status poll; doubles while unchanged
+    esper_poll_max_interval_s: float = 60.0
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             return self.database_url
