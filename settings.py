@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.names import targets_task_queue
 
 
 class Settings(BaseSettings):
@@ -25,6 +28,22 @@ class Settings(BaseSettings):
     # In-flight target-run children per stage-run workflow (Temporal advises <= 500 pending).
     stage_window: int = 200
     max_request_bytes: int = 1_048_576
+    # Target runs poll a task queue of their own; empty: `<task_queue>-targets`.
+    targets_task_queue: str = ""
+    # Worker concurrency: the runs' worker (pipeline and stage runs) and the targets' worker.
+    worker_runs_max_workflow_tasks: int = 20
+    worker_runs_max_activities: int = 50
+    worker_runs_max_local_activities: int = 100
+    worker_targets_max_workflow_tasks: int = 100
+    worker_targets_max_activities: int = 200
+    worker_targets_max_local_activities: int = 200
+    # The worker's /metrics, /healthz and /readyz; port 0 serves none of them.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
+    log_format: Literal["text", "json"] = "text"
+
+    def resolved_targets_task_queue(self) -> str:
+        return self.targets_task_queue or targets_task_queue(self.task_queue)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

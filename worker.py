@@ -1,7 +1,9 @@
 """The fleetpipe worker: the run workflows, their activities and the device gateway.
 
 Run it as `python worker.py` (or `fleetpipe worker`). SIGINT / SIGTERM shut it down
-gracefully: in-flight activities finish, the gateway stops, and it exits 0.
+gracefully: in-flight activities finish, the gateway stops, and it exits 0. Unless
+FLEETPIPE_WORKER_METRICS_PORT is 0 it serves /metrics (its own and the Temporal SDK's),
+/healthz and /readyz on that port.
 """
 
 from __future__ import annotations
@@ -10,20 +12,28 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
+from control.connection import check_temporal
 from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
+from observability.endpoints import free_loopback_port, sdk_metrics_runtime, worker_endpoints
+from observability.logs import configure_logging
+from observability.metrics import StoreSample
+from observability.readiness import Check
 from settings import Settings, get_settings
 from store.db import make_engine
+from store.health import ping
+from store.runs.gauges import run_gauges
 from store.schema import create_schema
 from workflows import names
 from workflows.converter import DATA_CONVERTER
@@ -47,6 +57,9 @@ class RunningWorker:
     gateway: DeviceGateway
     relay: CommandEventRelay
 
+    def polling(self) -> bool:
+        return self.runs.is_running and self.targets.is_running
+
 
 @asynccontextmanager
 async def running_worker(
@@ -56,14 +69,17 @@ async def running_worker(
     task_queue: str,
     gateway: DeviceGateway | None = None,
     seed: int = 0,
+    settings: Settings | None = None,
 ) -> AsyncIterator[RunningWorker]:
     """Workers polling `task_queue` (pipeline and stage runs) and its targets queue (target
     runs), with the simulated fleet unless a gateway is given. Both serve every activity: an
-    activity runs on the task queue of the workflow that schedules it.
+    activity runs on the task queue of the workflow that schedules it. `settings` gives the
+    concurrency and the targets queue (the defaults without).
 
     On entry the gateway resumes commands an earlier process left open and the relay resends
     signals it still owed, so a restarted worker picks up exactly where the last one stopped.
     """
+    tuning = settings or Settings.model_construct()  # model_construct: the defaults, no env
     relay = CommandEventRelay(engine, client)
     fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
     activities = RunActivities(engine, fleet)
@@ -72,18 +88,19 @@ async def running_worker(
         task_queue=task_queue,
         workflows=RUN_WORKFLOWS,
         activities=activities.all(),
-        max_concurrent_activities=50,
-        max_concurrent_workflow_tasks=20,
+        max_concurrent_activities=tuning.worker_runs_max_activities,
+        max_concurrent_local_activities=tuning.worker_runs_max_local_activities,
+        max_concurrent_workflow_tasks=tuning.worker_runs_max_workflow_tasks,
         graceful_shutdown_timeout=_GRACE,
     )
     targets = Worker(
         client,
-        task_queue=names.targets_task_queue(task_queue),
+        task_queue=tuning.targets_task_queue or names.targets_task_queue(task_queue),
         workflows=TARGET_WORKFLOWS,
         activities=activities.all(),
-        max_concurrent_activities=200,
-        max_concurrent_local_activities=200,
-        max_concurrent_workflow_tasks=100,
+        max_concurrent_activities=tuning.worker_targets_max_activities,
+        max_concurrent_local_activities=tuning.worker_targets_max_local_activities,
+        max_concurrent_workflow_tasks=tuning.worker_targets_max_workflow_tasks,
         graceful_shutdown_timeout=_GRACE,
     )
     try:
@@ -95,28 +112,71 @@ async def running_worker(
         await fleet.stop()
 
 
-async def serve(settings: Settings) -> None:
+def readiness_checks(engine: Engine, client: Client, running: RunningWorker) -> list[Check]:
+    """The store answers, Temporal answers, and both workers poll. The store-at-head check
+    (migrations) belongs here."""
+
+    async def store() -> None:
+        await asyncio.to_thread(ping, engine)
+
+    async def temporal() -> None:
+        await check_temporal(client)
+
+    async def polling() -> None:
+        if not running.polling():
+            raise RuntimeError("the worker is not polling its task queues")
+
+    return [Check("store", store), Check("temporal", temporal), Check("worker", polling)]
+
+
+@asynccontextmanager
+async def metrics_endpoint(settings: Settings, engine: Engine, client: Client,
+                           running: RunningWorker, sdk_port: int) -> AsyncIterator[None]:
+    sampled = CollectorRegistry(auto_describe=False)
+    sampled.register(StoreSample(lambda: run_gauges(engine)))
+    endpoints = worker_endpoints(readiness_checks(engine, client, running), [sampled],
+                                 f"http://127.0.0.1:{sdk_port}/metrics")
+    await endpoints.start(settings.worker_metrics_host, settings.worker_metrics_port)
+    log.info("worker metrics, /healthz and /readyz on http://%s:%d", settings.worker_metrics_host,
+             endpoints.port)
+    try:
+        yield
+    finally:
+        await endpoints.close()
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
+                gateway: DeviceGateway | None = None) -> None:
+    """The worker process until SIGINT/SIGTERM (or until `stop` is set, when given)."""
     engine = make_engine(settings.resolved_database_url())
     create_schema(engine)
+    sdk_port = free_loopback_port() if settings.worker_metrics_port else 0
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                  data_converter=DATA_CONVERTER)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with running_worker(client, engine, task_queue=settings.task_queue,
-                              seed=settings.sim_seed):
-        log.info("worker polling task queue %r at %s", settings.task_queue,
-                 settings.temporal_address)
+                                  data_converter=DATA_CONVERTER,
+                                  runtime=sdk_metrics_runtime(sdk_port) if sdk_port else None)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        running = await stack.enter_async_context(running_worker(
+            client, engine, task_queue=settings.task_queue, gateway=gateway,
+            seed=settings.sim_seed, settings=settings))
+        if sdk_port:
+            await stack.enter_async_context(
+                metrics_endpoint(settings, engine, client, running, sdk_port))
+        log.info("worker polling task queues %r and %r at %s", settings.task_queue,
+                 running.targets.task_queue, settings.temporal_address)
         await stop.wait()
         log.info("shutting down")
     engine.dispose()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(serve(get_settings()))
+    settings = get_settings()
+    configure_logging(settings.log_format)
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -147,6 +147,8 @@ class CommandPlan:
     device_attributes: dict[str, str]
     already_sent: bool
     target_status: str
+    stage_run_id: str = ""  # for the logs of whoever sends it
+    pipeline_run_id: str = ""
 
 
 def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: str,
@@ -182,6 +184,7 @@ def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: 
             operation_type=operation.operation_type, args=dict(operation.args or {}),
             device_attributes=dict(device.attributes or {}) if device else {},
             already_sent=command.sent_at is not None, target_status=status,
+            stage_run_id=str(target.stage_run_id), pipeline_run_id=str(target.pipeline_run_id),
         )
 
 
