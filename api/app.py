@@ -29,7 +29,7 @@ from api.middleware import (
     CatchAllMiddleware,
     PathAliasMiddleware,
 )
-from api.observe import RequestObservability
+from api.observe import RequestObservability, RouteCapture
 from api.routers import (
     commands,
     device_groups,
@@ -180,11 +180,12 @@ def create_app(
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
     # Last added runs first: request id and metrics, aliases, then the size limit, then the
-    # catch-all around the app.
+    # catch-all, then the route capture around the app.
+    app.add_middleware(RouteCapture)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(PathAliasMiddleware)
-    app.add_middleware(RequestObservability, routes=app.router.routes)
+    app.add_middleware(RequestObservability)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 

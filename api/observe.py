@@ -8,12 +8,11 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping
+from typing import Any
 
-from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.middleware import canonical_path
 from observability.logs import log_fields
 from observability.metrics import API_LATENCY, API_REQUESTS
 
@@ -21,6 +20,7 @@ log = logging.getLogger("fleetpipe.api.requests")
 
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+ROUTE_SLOT = "fleetpipe.route"
 UNMATCHED = "unmatched"  # the route label of a path no route serves (bounded: never the path)
 _METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
@@ -34,29 +34,40 @@ def request_id_of(scope: Scope) -> str:
     return uuid.uuid4().hex
 
 
-def route_template(routes: Sequence[BaseRoute], scope: Scope) -> str:
-    """The template of the route serving this request (`/api/pipelines/v0/runs/{run_id}`)."""
-    routed = dict(scope, path=canonical_path(scope["path"]))
-    partial = None
-    for route in routes:
-        match, _ = route.matches(routed)
-        if match == Match.FULL:
-            return str(getattr(route, "path", UNMATCHED))
-        if match == Match.PARTIAL and partial is None:  # right path, other method
-            partial = str(getattr(route, "path", UNMATCHED))
-    return partial or UNMATCHED
+def route_template(path: str, path_params: Mapping[str, Any]) -> str:
+    """The matched path with each parameter's value put back as its name:
+    `/api/pipelines/v0/pipelines/{pipeline_id}/runs`."""
+    names = {str(value): name for name, value in path_params.items()}
+    return "/".join(f"{{{names[part]}}}" if part in names else part for part in path.split("/"))
+
+
+class RouteCapture:
+    """Innermost: once the router has matched, leave the route's template where the outer
+    middleware finds it (the path aliases hand the inner layers a copied scope)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slot = scope.get(ROUTE_SLOT)
+            if slot is not None and scope.get("route") is not None:
+                slot["route"] = route_template(scope["path"], scope.get("path_params", {}))
 
 
 class RequestObservability:
-    def __init__(self, app: ASGIApp, routes: Sequence[BaseRoute]) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.routes = routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         request_id = request_id_of(scope)
+        slot: dict[str, str] = {}
+        scope = {**scope, ROUTE_SLOT: slot}
         status = 500  # unless a response starts
         started = time.perf_counter()
 
@@ -75,7 +86,7 @@ class RequestObservability:
             finally:
                 took = time.perf_counter() - started
                 method = scope.get("method", "") if scope.get("method") in _METHODS else "other"
-                route = route_template(self.routes, scope)
+                route = slot.get("route", UNMATCHED)
                 API_REQUESTS.labels(method=method, route=route, status=str(status)).inc()
                 API_LATENCY.labels(method=method, route=route).observe(took)
                 log.info("%s %s %d %.1f ms", method, scope["path"], status, took * 1000,
