@@ -8,14 +8,13 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import logging
 import os
 import re
 import subprocess
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ import worker
 from cli.dev_stack import api_command
 from devices.simulated import SimulatedFleet
 from domain.commands import DeviceCommand
-from observability.logs import make_handler
 from settings import Settings
 from store.db import make_engine
 from store.definitions.tenants import create_token
@@ -91,23 +89,9 @@ class Stack:
 
 
 @pytest.fixture
-def captured_logs() -> Iterator[io.StringIO]:
-    """JSON lines of everything this process logs at INFO and above."""
-    stream = io.StringIO()
-    handler = make_handler("json", stream)
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield stream
-    root.removeHandler(handler)
-    root.setLevel(level)
-
-
-@pytest.fixture
 async def stack(tmp_path: Path, temporal_env: WorkflowEnvironment, task_queue: str,
                 monkeypatch: pytest.MonkeyPatch,
-                captured_logs: io.StringIO) -> AsyncIterator[Stack]:
+                every_line: io.StringIO) -> AsyncIterator[Stack]:
     FlakyGateway(monkeypatch)
     database_url = f"sqlite:///{tmp_path / 'fleetpipe.db'}"
     engine = make_engine(database_url)
@@ -171,7 +155,7 @@ async def scrape(client: httpx.AsyncClient, url: str) -> Samples:
 
 
 async def test_metrics_health_and_logs_during_a_run(stack: Stack,
-                                                    captured_logs: io.StringIO) -> None:
+                                                    every_line: io.StringIO) -> None:
     request_id = f"e2e-{uuid.uuid4().hex[:8]}"
     auth = {"Authorization": f"Token {stack.key}"}
     async with httpx.AsyncClient(timeout=10, headers=auth) as client:
@@ -231,7 +215,7 @@ async def test_metrics_health_and_logs_during_a_run(stack: Stack,
     assert_bounded_labels(api)
 
     # The worker's JSON lines: the gateway's refusal names the run, stage, target and command.
-    lines = [json.loads(line) for line in captured_logs.getvalue().splitlines()]
+    lines = [json.loads(line) for line in every_line.getvalue().splitlines()]
     refused = [line for line in lines if "did not take command" in line["message"]]
     assert len(refused) == DEVICES
     assert {line["pipeline_run_id"] for line in refused} == {run_id}
@@ -250,4 +234,4 @@ async def test_metrics_health_and_logs_during_a_run(stack: Stack,
     assert posted[0]["route"] == create_route and posted[0]["status"] == 200
     assert posted[0]["message"].startswith(f"POST {BASE}/pipelines/{stack.pipeline_id}/runs 200")
     assert any(line["logger"].startswith("uvicorn") for line in api_lines)  # uvicorn's too
-    assert stack.key not in captured_logs.getvalue()
+    assert stack.key not in every_line.getvalue()
