@@ -13,15 +13,13 @@ from observability.endpoints import SDK_UP
 from observability.metrics import SAMPLE_UP, SAMPLED
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-SUFFIXES = ("_bucket", "_count", "_sum", "_total", "_created")
 
 
 def defined_metrics() -> set[str]:
     names = {SAMPLE_UP, SDK_UP, *(name for name, _ in SAMPLED.values())}
-    for collector in list(REGISTRY._collector_to_names):  # what this process registered
-        for family in collector.describe():
-            if family.name.startswith("fleetpipe_"):
-                names.add(family.name + ("_total" if family.type == "counter" else ""))
+    for family in REGISTRY.collect():
+        if family.name.startswith("fleetpipe_"):
+            names.add(family.name + ("_total" if family.type == "counter" else ""))
     return names
 
 
