@@ -159,6 +159,8 @@ async def test_metrics_health_and_logs_during_a_run(stack: Stack,
     request_id = f"e2e-{uuid.uuid4().hex[:8]}"
     auth = {"Authorization": f"Token {stack.key}"}
     async with httpx.AsyncClient(timeout=10, headers=auth) as client:
+        # The worker's counters are this test process's: count from here.
+        before = await scrape(client, f"{stack.worker}/metrics")
         created = await client.post(f"{stack.api}{BASE}/pipelines/{stack.pipeline_id}/runs",
                                     headers={"X-Request-ID": request_id})
         assert created.status_code == 200, created.text
@@ -188,15 +190,18 @@ async def test_metrics_health_and_logs_during_a_run(stack: Stack,
         ours = await scrape(client, f"{stack.worker}/metrics")
         api = await scrape(client, f"{stack.api}/metrics")
 
-    assert total(ours, "fleetpipe_target_runs_started_total", gateway="simulated") == DEVICES
-    assert total(ours, "fleetpipe_target_runs_finished_total", status="success",
-                 gateway="simulated") == DEVICES
-    assert total(ours, "fleetpipe_command_latency_seconds_count", status="success",
-                 gateway="simulated") == DEVICES
+    def grew(name: str, **labels: str) -> float:
+        return total(ours, name, **labels) - total(before, name, **labels)
+
+    assert grew("fleetpipe_target_runs_started_total", gateway="simulated") == DEVICES
+    assert grew("fleetpipe_target_runs_finished_total", status="success",
+                gateway="simulated") == DEVICES
+    assert grew("fleetpipe_command_latency_seconds_count", status="success",
+                gateway="simulated") == DEVICES
     # Every command took at least its device's 1.5 s from dispatch to success.
-    assert total(ours, "fleetpipe_command_latency_seconds_sum") >= DEVICES * 1.5
-    assert total(ours, "fleetpipe_gateway_errors_total", gateway="simulated", operation="send",
-                 kind="ConnectionResetError") == DEVICES
+    assert grew("fleetpipe_command_latency_seconds_sum") >= DEVICES * 1.5
+    assert grew("fleetpipe_gateway_errors_total", gateway="simulated", operation="send",
+                kind="ConnectionResetError") == DEVICES
     assert "fleetpipe_signals_owed" in ours
     assert total(ours, "fleetpipe_stage_window_occupancy") == 0  # the stage is over
     # The Temporal SDK's own metrics, on the same port.
