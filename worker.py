@@ -33,8 +33,8 @@ from observability.readiness import Check
 from settings import Settings, get_settings
 from store.db import make_engine
 from store.health import ping
+from store.migrations import StoreNotAtHead, require_head
 from store.runs.gauges import run_gauges
-from store.schema import create_schema
 from workflows import names
 from workflows.converter import DATA_CONVERTER
 from workflows.pipeline_run import PipelineRunWorkflow
@@ -113,11 +113,13 @@ async def running_worker(
 
 
 def readiness_checks(engine: Engine, client: Client, running: RunningWorker) -> list[Check]:
-    """The store answers, Temporal answers, and both workers poll. The store-at-head check
-    (migrations) belongs here."""
+    """The store answers and is at the migrations' head, Temporal answers, both workers poll."""
 
     async def store() -> None:
         await asyncio.to_thread(ping, engine)
+
+    async def migrations() -> None:
+        await asyncio.to_thread(require_head, engine)  # raises saying what to run
 
     async def temporal() -> None:
         await check_temporal(client)
@@ -126,7 +128,8 @@ def readiness_checks(engine: Engine, client: Client, running: RunningWorker) -> 
         if not running.polling():
             raise RuntimeError("the worker is not polling its task queues")
 
-    return [Check("store", store), Check("temporal", temporal), Check("worker", polling)]
+    return [Check("store", store), Check("migrations", migrations), Check("temporal", temporal),
+            Check("worker", polling)]
 
 
 @asynccontextmanager
@@ -145,11 +148,10 @@ async def metrics_endpoint(settings: Settings, engine: Engine, client: Client,
         await endpoints.close()
 
 
-async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
-                gateway: DeviceGateway | None = None) -> None:
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """The worker process until SIGINT/SIGTERM (or until `stop` is set, when given)."""
     engine = make_engine(settings.resolved_database_url())
-    create_schema(engine)
+    require_head(engine)  # the schema is `fleetpipe db upgrade`'s to change, never ours
     sdk_port = free_loopback_port() if settings.worker_metrics_port else 0
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                   data_converter=DATA_CONVERTER,
@@ -161,8 +163,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
             loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
         running = await stack.enter_async_context(running_worker(
-            client, engine, task_queue=settings.task_queue, gateway=gateway,
-            seed=settings.sim_seed, settings=settings))
+            client, engine, task_queue=settings.task_queue, seed=settings.sim_seed,
+            settings=settings))
         if sdk_port:
             await stack.enter_async_context(
                 metrics_endpoint(settings, engine, client, running, sdk_port))
@@ -176,7 +178,10 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None,
 def main() -> None:
     settings = get_settings()
     configure_logging(settings.log_format)
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except StoreNotAtHead as exc:
+        raise SystemExit(f"fleetpipe worker: {exc}") from None
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ from control.service import RunControl
 from observability.logs import configure_logging
 from settings import Settings, get_settings
 from store.db import make_engine
-from store.schema import create_schema
+from store.migrations import require_head
 
 DESCRIPTION = f"""
 fleetpipe runs pipelines over fleets of devices. This is the Esper pipelines v0 API.
@@ -135,9 +135,9 @@ def create_app(
     engine: Engine | None = None,
     temporal_client: Client | None = None,
 ) -> FastAPI:
-    """The API. Without `engine` the lifespan opens (and creates the schema of) the settings'
-    database; without `temporal_client` the run-control service connects to Temporal on first
-    need."""
+    """The API. Without `engine` the lifespan opens the settings' database (and refuses it
+    unless its schema is at head); without `temporal_client` the run-control service connects
+    to Temporal on first need."""
     settings = settings or get_settings()
     temporal = TemporalConnection(settings, temporal_client)
 
@@ -147,7 +147,8 @@ def create_app(
         if owned:
             configure_logging(settings.log_format)  # the served process, not an embedding test
             app.state.engine = make_engine(settings.resolved_database_url())
-            create_schema(app.state.engine)
+            # A store that `fleetpipe db upgrade` has not taken to head is refused.
+            require_head(app.state.engine)
             app.state.control = RunControl(app.state.engine, temporal, settings)
         try:
             yield

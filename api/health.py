@@ -15,15 +15,21 @@ from control.connection import TemporalConnection
 from observability.metrics import exposition
 from observability.readiness import Check, check_readiness
 from store.health import ping
+from store.migrations import require_head
 
 
 def readiness_checks(engine: Engine, temporal: TemporalConnection) -> list[Check]:
-    """What the API needs to serve runs. The store-at-head check (migrations) belongs here."""
+    """What the API needs to serve runs: the store answers and is at the migrations' head,
+    and Temporal answers."""
 
     async def store() -> None:
         await asyncio.to_thread(ping, engine)
 
-    return [Check("store", store), Check("temporal", temporal.check)]
+    async def migrations() -> None:
+        await asyncio.to_thread(require_head, engine)  # raises saying what to run
+
+    return [Check("store", store), Check("migrations", migrations),
+            Check("temporal", temporal.check)]
 
 
 def install_health(app: FastAPI, temporal: TemporalConnection,

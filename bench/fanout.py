@@ -68,7 +68,7 @@ from store.definitions.target_lists import (  # noqa: E402
     TargetListDevice,
 )
 from store.definitions.tenants import create_token, ensure_enterprise  # noqa: E402
-from store.schema import create_schema  # noqa: E402
+from store.migrations import upgrade  # noqa: E402
 from store.types import utcnow  # noqa: E402
 from workflows import names  # noqa: E402
 from workflows.converter import DATA_CONVERTER  # noqa: E402
@@ -357,7 +357,7 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
 def seed_store(db_url: str, n: int) -> tuple[str, str, str]:
     """(api key, pipeline id, stage id): one automatic stage, N fresh devices, one INSTALL."""
     engine = make_engine(db_url)
-    create_schema(engine)
+    upgrade(engine)
     enterprise = ensure_enterprise(engine, "bench")
     key = create_token(engine, enterprise.id, "bench")
     now = utcnow()

@@ -18,7 +18,7 @@ from cli.processes import ChildDied, Supervisor
 from cli.seed import DemoSeed, seed_demo
 from settings import Settings
 from store.db import make_engine
-from store.schema import create_schema
+from store.migrations import upgrade
 
 TEMPORAL_START_TIMEOUT = 90.0
 API_START_TIMEOUT = 60.0
@@ -124,7 +124,7 @@ def _start(
 def _prepare_store(settings: Settings) -> DemoSeed:
     engine = make_engine(settings.resolved_database_url())
     try:
-        create_schema(engine)
+        upgrade(engine)  # as `fleetpipe db upgrade`: adopts a store made before migrations
         return seed_demo(engine, settings.data_dir.resolve() / "demo-token")
     finally:
         engine.dispose()

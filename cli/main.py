@@ -9,11 +9,12 @@ from typing import Annotated
 import typer
 
 from cli import dev_stack
+from cli.checks import worker_unready
 from cli.dev import run_dev
 from settings import get_settings
 from store.db import make_engine
 from store.definitions.tenants import create_token, ensure_enterprise
-from store.schema import SchemaOutOfDate, create_schema
+from store.migrations import StoreNotAtHead, current_revision, head_revision, require_head, upgrade
 
 app = typer.Typer(help="fleetpipe: durable pipeline runs over device fleets.", no_args_is_help=True)
 tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
@@ -40,26 +41,41 @@ def tokens_create(
     """Create an API token and print its key (shown only this once)."""
     engine = make_engine(get_settings().resolved_database_url())
     try:
-        create_schema(engine)
+        require_head(engine)
         key = create_token(engine, ensure_enterprise(engine, enterprise).id, name=name)
-    except SchemaOutOfDate as exc:
+    except StoreNotAtHead as exc:
         raise _refused(exc) from None
     finally:
         engine.dispose()
     typer.echo(key)
 
 
-@db.command("init")
-def db_init() -> None:
-    """Create the store's tables if they are missing (safe to run again)."""
+@db.command("upgrade")
+def db_upgrade() -> None:
+    """Take the store's schema to this fleetpipe's revision (safe to run again). A store made
+    before migrations is adopted as it is; one made by a newer fleetpipe is refused."""
     engine = make_engine(get_settings().resolved_database_url())
     try:
-        create_schema(engine)
-    except SchemaOutOfDate as exc:
+        before, head = upgrade(engine)
+    except StoreNotAtHead as exc:
         raise _refused(exc) from None
     finally:
         engine.dispose()
-    typer.echo("store schema ready", err=True)
+    was = "already there" if before == head else f"was {before or 'without a revision'}"
+    typer.echo(f"store at revision {head} ({was})", err=True)
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the store's revision and this fleetpipe's; exit 1 unless they are the same."""
+    engine = make_engine(get_settings().resolved_database_url())
+    try:
+        revision = current_revision(engine)
+    finally:
+        engine.dispose()
+    typer.echo(f"store: {revision or 'no revision'}; this fleetpipe: {head_revision()}")
+    if revision != head_revision():
+        raise typer.Exit(1)
 
 
 def _refused(exc: Exception) -> typer.Exit:
@@ -68,8 +84,18 @@ def _refused(exc: Exception) -> typer.Exit:
 
 
 @app.command()
-def worker() -> None:
+def worker(
+    check: Annotated[bool, typer.Option(
+        "--check", help="Start nothing: exit 0 if the store is at head and Temporal answers, "
+        "else print why and exit 1 (the container healthcheck).")] = False,
+) -> None:
     """Run the worker (as `python worker.py`) against the configured Temporal server."""
+    if check:
+        reason = worker_unready(get_settings())
+        if reason:
+            raise _refused(RuntimeError(reason))
+        typer.echo("worker ready: store at head, Temporal answers", err=True)
+        return
     _exec(dev_stack.worker_command())
 
 

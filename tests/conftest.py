@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from observability.logs import make_handler
 from store.db import make_engine
-from store.schema import create_schema
+from store.migrations import upgrade
 from tests.builders import Rows
 from workflows.converter import DATA_CONVERTER
 from workflows.names import SEARCH_ATTRIBUTES
@@ -91,16 +91,17 @@ def task_queue() -> str:
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+def blank_sqlite_engine(tmp_path: Path) -> Iterator[Engine]:
+    """An SQLite store with no tables at all."""
     engine = make_engine(f"sqlite:///{tmp_path / 'fleetpipe.db'}")
-    create_schema(engine)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def postgres_engine() -> Iterator[Engine]:
-    """A fresh schema in the local PostgreSQL (CI has one at 127.0.0.1:5432, database test)."""
+def blank_postgres_engine() -> Iterator[Engine]:
+    """A fresh, empty schema in the local PostgreSQL (CI has one at 127.0.0.1:5432, database
+    test), as the first entry of the engine's search path."""
     import sqlalchemy
 
     admin = make_engine(POSTGRES_URL)
@@ -112,12 +113,29 @@ def postgres_engine() -> Iterator[Engine]:
         admin.dispose()
         pytest.fail(f"PostgreSQL is not reachable at {POSTGRES_URL}: {exc}")
     engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
-    create_schema(engine)
     yield engine
     engine.dispose()
     with admin.begin() as conn:
         conn.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
     admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def blank_engine(request: pytest.FixtureRequest) -> Engine:
+    """An empty store on each database."""
+    return request.getfixturevalue(f"blank_{request.param}_engine")
+
+
+@pytest.fixture
+def sqlite_engine(blank_sqlite_engine: Engine) -> Engine:
+    upgrade(blank_sqlite_engine)  # the migrated schema, as production has it
+    return blank_sqlite_engine
+
+
+@pytest.fixture
+def postgres_engine(blank_postgres_engine: Engine) -> Engine:
+    upgrade(blank_postgres_engine)  # the migrated schema, as production has it
+    return blank_postgres_engine
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -30,7 +30,7 @@ from domain.commands import DeviceCommand
 from settings import Settings
 from store.db import make_engine
 from store.definitions.tenants import create_token
-from store.schema import create_schema
+from store.migrations import upgrade
 from tests.builders import StageSpec, make_pipeline
 from tests.observability.test_readiness import free_port
 
@@ -95,7 +95,7 @@ async def stack(tmp_path: Path, temporal_env: WorkflowEnvironment, task_queue: s
     FlakyGateway(monkeypatch)
     database_url = f"sqlite:///{tmp_path / 'fleetpipe.db'}"
     engine = make_engine(database_url)
-    create_schema(engine)
+    upgrade(engine)
     enterprise_id, pipeline_id = make_pipeline(engine, [
         StageSpec("canary", devices=[{"sim_latency_ms": "1500"} for _ in range(DEVICES)])])
     key = create_token(engine, enterprise_id, "metrics test")
@@ -181,7 +181,8 @@ async def test_metrics_health_and_logs_during_a_run(stack: Stack,
 
         ready = await client.get(f"{stack.worker}/readyz")
         assert ready.status_code == 200, ready.text
-        assert ready.json()["checks"] == {"store": "ok", "temporal": "ok", "worker": "ok"}
+        assert ready.json()["checks"] == {"store": "ok", "migrations": "ok", "temporal": "ok",
+                                          "worker": "ok"}
 
         while (await client.get(run_path)).json()["content"]["status"] != "success":
             assert time.monotonic() < deadline, "the run did not succeed"

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
@@ -19,7 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.app import create_app
 from settings import Settings
 from store.db import make_engine
-from store.schema import create_schema
+from store.migrations import upgrade
 from tests.conftest import POSTGRES_URL, venv_binary
 from tests.observability.tcp_proxy import TcpProxy
 from workflows.converter import DATA_CONVERTER
@@ -65,24 +66,28 @@ async def test_healthz_answers_without_any_dependency() -> None:
         assert not {"/healthz", "/readyz", "/metrics"} & set(spec["paths"])
 
 
-async def test_readyz_follows_the_store_away_and_back(temporal_client: Client) -> None:
+async def test_readyz_follows_the_store_away_and_back(temporal_client: Client,
+                                                     postgres_engine: Engine) -> None:
+    with postgres_engine.connect() as conn:  # the test's own migrated schema
+        schema = conn.execute(text("SELECT current_schema()")).scalar()
     proxy = TcpProxy(urlsplit(POSTGRES_URL).hostname or "127.0.0.1",
                      urlsplit(POSTGRES_URL).port or 5432)
     await proxy.start()
-    engine: Engine = make_engine(via_proxy(POSTGRES_URL, proxy.port),
-                                 connect_args={"connect_timeout": 2})
+    engine: Engine = make_engine(via_proxy(POSTGRES_URL, proxy.port), connect_args={
+        "connect_timeout": 2, "options": f"-csearch_path={schema}"})
     app = create_app(Settings(), engine=engine, temporal_client=temporal_client)
     try:
         async with http(app) as client:
             code, body = await readiness(client)
             assert code == 200, body
             assert body == {"status": "ready", "not_ready": [],
-                            "checks": {"store": "ok", "temporal": "ok"}}
+                            "checks": {"store": "ok", "migrations": "ok", "temporal": "ok"}}
 
             await proxy.stop()
             code, body = await readiness(client)
             assert code == 503
-            assert body["status"] == "not ready" and body["not_ready"] == ["store"]
+            assert body["status"] == "not ready"
+            assert body["not_ready"] == ["store", "migrations"]  # cannot tell without a store
             assert body["checks"]["temporal"] == "ok"
             assert body["checks"]["store"].startswith("OperationalError"), body
 
@@ -93,10 +98,9 @@ async def test_readyz_follows_the_store_away_and_back(temporal_client: Client) -
         engine.dispose()
 
 
-async def test_readyz_follows_temporal_away_and_back(tmp_path) -> None:  # noqa: ANN001
+async def test_readyz_follows_temporal_away_and_back(sqlite_engine: Engine) -> None:
     port = free_port()
-    engine = make_engine(f"sqlite:///{tmp_path / 'fleetpipe.db'}")
-    create_schema(engine)
+    engine = sqlite_engine
     # No client given: the API connects on first need, as the served API does.
     app = create_app(Settings(temporal_address=f"127.0.0.1:{port}"), engine=engine)
     async with http(app) as client:
@@ -113,7 +117,18 @@ async def test_readyz_follows_temporal_away_and_back(tmp_path) -> None:  # noqa:
                 await env.shutdown()
             code, body = await readiness(client)
             assert code == 503 and body["not_ready"] == ["temporal"], body
-    engine.dispose()
+
+
+async def test_readyz_waits_for_the_migrations(temporal_client: Client,
+                                               blank_sqlite_engine: Engine) -> None:
+    app = create_app(Settings(), engine=blank_sqlite_engine, temporal_client=temporal_client)
+    async with http(app) as client:
+        code, body = await readiness(client)
+        assert code == 503 and body["not_ready"] == ["migrations"], body
+        assert "fleetpipe db upgrade" in body["checks"]["migrations"]
+        upgrade(blank_sqlite_engine)
+        code, body = await readiness(client)
+        assert code == 200, body
 
 
 async def start_dev_server(port: int) -> WorkflowEnvironment:
