@@ -6,6 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.names import targets_task_queue
@@ -28,6 +29,23 @@ class Settings(BaseSettings):
     # In-flight target-run children per stage-run workflow (Temporal advises <= 500 pending).
     stage_window: int = 200
     max_request_bytes: int = 1_048_576
+    # The worker resends owed command-event signals this often (backing off while Temporal
+    # refuses them), and looks for runs whose workflow closed without ending them this often.
+    resend_interval_seconds: float = 5.0
+    reconcile_interval_seconds: float = 60.0
+
+    # Where clients reach the API (`https://fleet.example.com`): page links start with it. Empty:
+    # links are relative (path and query), never built from the request's Host header.
+    public_base_url: str = ""
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base(cls, value: str) -> str:
+        if value and not (value.startswith(("http://", "https://")) and "?" not in value):
+            raise ValueError(f"FLEETPIPE_PUBLIC_BASE_URL must be an http(s) URL without a "
+                             f"query, like https://fleet.example.com; got {value!r}")
+        return value.rstrip("/")
+
     # Target runs poll a task queue of their own; empty: `<task_queue>-targets`.
     targets_task_queue: str = ""
     # Worker concurrency: the runs' worker (pipeline and stage runs) and the targets' worker.

@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
 from control.connection import check_temporal
+from control.reconciler import RunReconciler
 from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
@@ -56,6 +57,7 @@ class RunningWorker:
     targets: Worker  # target runs
     gateway: DeviceGateway
     relay: CommandEventRelay
+    reconciler: RunReconciler
 
     def polling(self) -> bool:
         return self.runs.is_running and self.targets.is_running
@@ -69,6 +71,8 @@ async def running_worker(
     task_queue: str,
     gateway: DeviceGateway | None = None,
     seed: int = 0,
+    resend_interval: float = 5.0,
+    reconcile_interval: float = 60.0,
     settings: Settings | None = None,
 ) -> AsyncIterator[RunningWorker]:
     """Workers polling `task_queue` (pipeline and stage runs) and its targets queue (target
@@ -78,6 +82,9 @@ async def running_worker(
 
     On entry the gateway resumes commands an earlier process left open and the relay resends
     signals it still owed, so a restarted worker picks up exactly where the last one stopped.
+    While it runs, the relay resends owed signals every `resend_interval` seconds and the
+    reconciler ends, every `reconcile_interval` seconds, the runs whose workflow closed
+    without ending them (control/reconciler.py).
     """
     tuning = settings or Settings.model_construct()  # model_construct: the defaults, no env
     relay = CommandEventRelay(engine, client)
@@ -103,12 +110,19 @@ async def running_worker(
         max_concurrent_workflow_tasks=tuning.worker_targets_max_workflow_tasks,
         graceful_shutdown_timeout=_GRACE,
     )
+    reconciler = RunReconciler(engine, client, fleet)
+    timers: list[asyncio.Task[None]] = []
     try:
         async with runs, targets:
             await fleet.start()
             await relay.resend_pending()
-            yield RunningWorker(runs, targets, fleet, relay)
+            timers = [asyncio.create_task(relay.keep_resending(resend_interval)),
+                      asyncio.create_task(reconciler.keep_reconciling(reconcile_interval))]
+            yield RunningWorker(runs, targets, fleet, relay, reconciler)
     finally:
+        for timer in timers:
+            timer.cancel()
+        await asyncio.gather(*timers, return_exceptions=True)
         await fleet.stop()
 
 
@@ -164,7 +178,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     async with AsyncExitStack() as stack:
         running = await stack.enter_async_context(running_worker(
             client, engine, task_queue=settings.task_queue, seed=settings.sim_seed,
-            settings=settings))
+            resend_interval=settings.resend_interval_seconds,
+            reconcile_interval=settings.reconcile_interval_seconds, settings=settings))
         if sdk_port:
             await stack.enter_async_context(
                 metrics_endpoint(settings, engine, client, running, sdk_port))

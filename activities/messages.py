@@ -102,6 +102,8 @@ class DispatchResult:
     command_id: str
     target_status: str  # the target run's status after dispatch (terminal: nothing was sent)
     sent: bool
+    # Terminal only: the command the target run ended with ("" above if it never had one).
+    command_status: str | None = None
 
 
 @dataclass

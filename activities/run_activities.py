@@ -156,7 +156,8 @@ class RunActivities:
         plan = await self._db(commands.prepare_command, self._engine, target_run_id,
                               request.attempt, self._gateway.name, at)
         if is_terminal(RunKind.TARGET, plan.target_status):
-            return DispatchResult(plan.command_id, plan.target_status, sent=False)
+            return DispatchResult(plan.command_id, plan.target_status, sent=False,
+                                  command_status=plan.command_status)
         with log_fields(pipeline_run_id=plan.pipeline_run_id, stage_run_id=plan.stage_run_id,
                         target_run_id=request.target_run_id, command_id=plan.command_id):
             if not plan.already_sent:

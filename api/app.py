@@ -22,6 +22,7 @@ from temporalio.client import Client
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
 from api.health import install_health
+from api.input_guard import InputGuardMiddleware
 from api.key_cache import KeyCache
 from api.middleware import (
     CANONICAL_BASE,
@@ -180,10 +181,11 @@ def create_app(
         app.include_router(module.router, prefix=CANONICAL_BASE)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
-    # Last added runs first: request id and metrics, aliases, then the size limit, then the
-    # catch-all, then the route capture around the app.
+    # Last added runs first: request id and metrics, aliases, then the size limit, the input
+    # guard, the catch-all, then the route capture around the app.
     app.add_middleware(RouteCapture)
     app.add_middleware(CatchAllMiddleware)
+    app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(PathAliasMiddleware)
     app.add_middleware(RequestObservability)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from api.errors import ApiError
 from api.key_cache import KeyCache
 from control.service import RunControl
+from domain.bounds import MAX_OFFSET
 from store.db import transaction
 from store.definitions.tenants import enterprise_for_hash, hash_key
 
@@ -85,7 +86,8 @@ class Paging:
 def get_paging(
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Page size (1 to 1000).")
                      ] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="How many objects to skip.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET,
+                                 description="How many objects to skip.")] = 0,
 ) -> Paging:
     return Paging(limit=limit, offset=offset)
 

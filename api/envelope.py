@@ -7,7 +7,8 @@ which values are allowed).
 
 from __future__ import annotations
 
-from typing import Any, Generic, TypeVar
+from types import UnionType
+from typing import Any, Generic, TypeVar, Union, get_origin
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
@@ -17,9 +18,11 @@ T = TypeVar("T")
 
 def _type_name(param: Any) -> str:
     name = getattr(param, "__name__", None)
-    if name and not getattr(param, "__args__", None):
-        return name
     args = getattr(param, "__args__", ())
+    if name and not args:
+        return name
+    if get_origin(param) in (Union, UnionType):
+        return "Or".join(_type_name(arg) for arg in args)
     return "".join(_type_name(arg) for arg in args) + "Array"
 
 
@@ -39,9 +42,10 @@ class ListContent(BaseModel, Generic[T]):
     """One page of a list (`limit` default 20, at most 1000; `offset` from 0)."""
 
     count: int = Field(description="How many objects match, over all pages.")
-    next: str | None = Field(description="Full URL of the next page, or null on the last one.")
+    next: str | None = Field(description="Link to the next page, or null on the last one: "
+                             "on the public base URL when one is configured, else relative.")
     previous: str | None = Field(
-        description="Full URL of the previous page, or null on the first one."
+        description="Link to the previous page, or null on the first one (as `next`)."
     )
     results: list[T]
 
@@ -111,11 +115,29 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         400: "Bad input: the message names the field and the allowed values",
         401: "Missing or unknown API key",
         404: "No such object in your enterprise",
-        413: "Request body over the size limit",
+        405: "Method not allowed on this path; the Allow header lists the allowed ones",
+        413: "Request body over the size limit (FLEETPIPE_MAX_REQUEST_BYTES)",
+        503: "Temporal cannot be reached; the request did nothing, or (a device event) was "
+             "recorded and is passed to the run later",
     }
     return {
         code: {"model": ErrorEnvelope, "description": descriptions.get(code, MESSAGES[code])}
         for code in codes
+    }
+
+
+# What every route may answer besides its success: bad input, no key, no such object, a method
+# the path does not serve, a body over the limit.
+COMMON_ERRORS = (400, 401, 404, 405, 413)
+
+
+def action_responses(model: Any) -> dict[int | str, dict[str, Any]]:
+    """The extra answers of a route that asks a run to act: 202 with the state so far while the
+    run still applies it, and 503 when Temporal cannot be reached."""
+    return {
+        202: {"model": model, "description": "Accepted: the run applies the action; the "
+              "content is the state before it shows"},
+        **error_responses(503),
     }
 
 

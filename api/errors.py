@@ -6,12 +6,14 @@ Store and domain errors carry the field at fault as an attribute, so mapping the
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
@@ -56,7 +58,7 @@ def _validation_message(error: dict[str, Any]) -> str:
     if error.get("type") == "json_invalid":
         detail = (error.get("ctx") or {}).get("error", "")
         return f"malformed JSON: {detail}".rstrip(": ")
-    message = str(error.get("msg", "invalid value"))
+    message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
     if error.get("type") == "model_attributes_type" and isinstance(error.get("input"), bytes):
         message += " (send a JSON object with Content-Type: application/json)"
     return message
@@ -79,12 +81,33 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     if exc.status_code == 404:
         message = f"no such path: {request.method} {path}"
     elif exc.status_code == 405:
-        message = f"method {request.method} is not allowed on {path}"
+        allowed = _methods_of_path(request)
+        message = (f"method {request.method} is not allowed on {path}; allowed: "
+                   f"{', '.join(allowed)}")
+        return error_response(405, message, allowed=allowed, headers={"Allow": ", ".join(allowed)})
     elif isinstance(exc.detail, str) and exc.detail:
         message = exc.detail
     else:
         message = MESSAGES.get(exc.status_code, "error")
     return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+
+
+def _methods_of_path(request: Request) -> list[str]:
+    """Every method the API serves on this path, from its OpenAPI paths (each route holds one
+    method, so the route that refused the request knows only its own)."""
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(
+        request.app.state, "methods_by_path", None)
+    if table is None:
+        table = []
+        for template, operations in request.app.openapi()["paths"].items():
+            methods = {method.upper() for method in operations}
+            if "GET" in methods:
+                methods.add("HEAD")
+            table.append((compile_path(template)[0], methods))
+        request.app.state.methods_by_path = table
+    path = request.scope["path"]
+    return sorted({method for pattern, methods in table if pattern.match(path)
+                   for method in methods})
 
 
 async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

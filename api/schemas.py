@@ -4,10 +4,14 @@ store.definitions and store.runs."""
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from domain.actions import ACTIONS
+from domain.bounds import JsonObject, Position
+from domain.statuses import STATUSES, RunKind
+from store.shapes import one_of
 
 # ---- run actions -----------------------------------------------------------------------------
 
@@ -18,22 +22,32 @@ class PipelineRunCreate(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class StatusAction(BaseModel):
-    status: str = Field(
-        description="The action, as a status value in any case (see the allowed values).")
+class PipelineRunAction(BaseModel):
+    status: str = one_of(ACTIONS[RunKind.PIPELINE],
+                         "The action, as a status value in any case: cancelled, waiting "
+                         "(pause) or running (resume, or pass the manual gate).")
+
+
+class StageRunAction(BaseModel):
+    status: str = one_of(ACTIONS[RunKind.STAGE],
+                         "The action, as a status value in any case: queued (promote) or "
+                         "cancelled.")
 
 
 class TargetRunUpdate(BaseModel):
-    status: str | None = Field(default=None, description="cancelled (any case)")
+    status: str | None = one_of(ACTIONS[RunKind.TARGET], "cancelled (any case)", optional=True)
     device_name: str | None = Field(
-        default=None, description="Kept from the device at the time of the run; only the "
+        default=None, max_length=255,
+        description="Kept from the device at the time of the run; only the "
         "current value is accepted.")
 
 
 class TargetRunAdd(BaseModel):
     target_id: UUID = Field(description="The device to add.")
-    device_name: str | None = Field(default=None, description="Default: the device's name.")
-    device_alias: str | None = Field(default=None, description="Default: the device's alias.")
+    device_name: str | None = Field(default=None, max_length=255,
+                                    description="Default: the device's name.")
+    device_alias: str | None = Field(default=None, max_length=255,
+                                     description="Default: the device's alias.")
 
 
 class CommandRequest(BaseModel):
@@ -44,21 +58,21 @@ class CommandRequest(BaseModel):
 
 
 class CommandUpdate(BaseModel):
-    request_status: str = Field(description="cancelled (any case)")
+    request_status: str = one_of(ACTIONS[RunKind.COMMAND], "cancelled (any case)")
 
 
 class DeviceEventIn(BaseModel):
-    status: str = Field(description="A command status: scheduled, queued, initiated, "
-                        "acknowledged, inprogress, success, failure, timeout or cancelled.")
-    reason: str = ""
-    output: dict[str, Any] = Field(default_factory=dict)
-    sequence: int | None = Field(
+    status: str = one_of(STATUSES[RunKind.COMMAND], "A command status (any case).")
+    reason: str = Field(default="", max_length=10_000)
+    output: JsonObject = Field(default_factory=dict,
+                               description="What the device reported: a JSON object.")
+    sequence: Position | None = Field(
         default=None, description="The gateway's counter; an event older than the last applied "
         "one changes nothing.")
 
 
 class DeviceEventResult(BaseModel):
     command_id: UUID
-    status: str = Field(description="The command's status after these events.")
+    status: str = one_of(STATUSES[RunKind.COMMAND], "The command's status after these events.")
     applied: int = Field(description="How many of the events changed something.")
     received: int

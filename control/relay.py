@@ -5,6 +5,7 @@ The simulated fleet (in process) and the API's device-event endpoint both delive
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from uuid import UUID
@@ -61,13 +62,39 @@ class CommandEventRelay:
         return recorded
 
     async def resend_pending(self) -> int:
-        """Signal every applied event still owed (e.g. after a crash); returns how many went."""
+        """Signal every applied event still owed (e.g. after a crash); returns how many went.
+        Raises the first refusal once every other owed batch was tried."""
         sent = 0
-        while batches := await run_db(self._engine, pending_signals, self._engine):
+        while True:
+            batches = await run_db(self._engine, pending_signals, self._engine)
+            failed: list[Exception] = []
             for batch in batches:
-                await self._signal(batch)
-                sent += len(batch.events)
-        return sent
+                try:
+                    await self._signal(batch)
+                except Exception as err:  # the others still go; this one stays owed
+                    failed.append(err)
+                else:
+                    sent += len(batch.events)
+            if failed:
+                raise failed[0]
+            if not batches:
+                return sent
+
+    async def keep_resending(self, interval: float, max_interval: float = 60.0) -> None:
+        """Resend owed signals every `interval` seconds until cancelled; while Temporal refuses
+        them the wait doubles, up to `max_interval`. An owed signal is dropped only once its
+        workflow is closed or not found (`_signal`), never for the time it has waited."""
+        wait = interval
+        while True:
+            await asyncio.sleep(wait)
+            try:
+                if await self.resend_pending():
+                    log.info("resent owed command-event signals")
+                wait = interval
+            except Exception as err:
+                wait = min(max_interval, wait * 2)
+                log.warning("resending owed command-event signals failed (%s); next try in "
+                            "%.0f s", err, wait)
 
     async def _signal(self, batch: SignalBatch) -> None:
         if not batch.events:

@@ -20,6 +20,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.service import RPCError
 
+from control.closing import RunCloser
 from control.connection import TemporalConnection
 from control.errors import ActionRefused, Missing, RunsUnavailable
 from control.launch import start_pipeline_run
@@ -36,7 +37,7 @@ from domain.actions import (
 from domain.commands import CommandEvent
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.ids import target_run_id as derive_target_run_id
-from domain.statuses import RunKind, StageRunStatus, is_terminal
+from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
 from settings import Settings
 from store.definitions import devices, pipelines
 from store.runs import commands, reads, retries
@@ -91,6 +92,13 @@ def current_command(session: Session, enterprise_id: UUID, stage_run_id: UUID,
                       f"{target_run.status})")
     command = commands.get_command(session, enterprise_id, target_run.command_id)
     return CommandState(command, commands.command_events(session, command.id))
+
+
+class _WorkflowGone(Exception):
+    """The run's workflow is closed or not found."""
+
+
+CANCELLED_WITHOUT_WORKFLOW = "cancelled by user (its workflow had already ended)"
 
 
 def _refused(current: str, noun: str, action: str) -> ActionRefused:
@@ -156,11 +164,20 @@ class RunControl:
         before = await asyncio.to_thread(read)
         if is_terminal(RunKind.PIPELINE, before.status):
             raise _refused(before.status, "pipeline run", f"set status {action}")
-        sent = await send_update(
-            await self._temporal.get(), pipeline_run_workflow_id(pipeline_run_id),
-            PipelineRunWorkflow.set_run_status, RunStatusRequest(status=action),
-            deadline=deadline,
-            closed=lambda: _refused(before.status, "pipeline run", f"set status {action}"))
+        client = await self._temporal.get()
+        cancel = action == PipelineRunStatus.CANCELLED
+        try:
+            sent = await send_update(
+                client, pipeline_run_workflow_id(pipeline_run_id),
+                PipelineRunWorkflow.set_run_status, RunStatusRequest(status=action),
+                deadline=deadline,
+                closed=lambda: _WorkflowGone() if cancel else _refused(
+                    before.status, "pipeline run", f"set status {action}"))
+        except _WorkflowGone:
+            # Nothing else will ever end it: cancel it here, so it can then be deleted.
+            await RunCloser(self._engine, client).close(pipeline_run_id, action,
+                                                        CANCELLED_WITHOUT_WORKFLOW)
+            return Outcome(await asyncio.to_thread(read))
         # Cancel and pause answer once recorded; passing a gate is recorded a moment later.
         row = await settle(read, lambda r: not sent.answered or action != "running"
                            or r.status != before.status, deadline)

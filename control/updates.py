@@ -35,6 +35,8 @@ ANSWER_WITHIN = 1.7
 UPDATE_TIMEOUT = timedelta(seconds=25)
 # The ApplicationError type the workflows' validators refuse an action with.
 INVALID_ACTION = "InvalidAction"
+# The failure type Temporal gives an accepted update whose workflow completed before it did.
+ACCEPTED_THEN_CLOSED = "AcceptedUpdateCompletedWorkflow"
 
 
 def answer_deadline() -> float:
@@ -57,7 +59,7 @@ async def send_update(
     arg: A,
     *,
     deadline: float,
-    closed: Callable[[], ActionRefused],
+    closed: Callable[[], Exception],
     field: str = "status",
 ) -> Sent[R]:
     """Send an update and wait for its result until `deadline`. A validator's refusal is an
@@ -77,6 +79,10 @@ async def send_update(
         cause = failed.cause
         if isinstance(cause, ApplicationError) and cause.type == INVALID_ACTION:
             raise ActionRefused(field, cause.message) from None
+        if isinstance(cause, ApplicationError) and cause.type == ACCEPTED_THEN_CLOSED:
+            # The run took the action and ended before answering it (a cancel can close the
+            # run that fast): the caller reads the outcome from its row, as for a busy run.
+            return Sent(answered=False)
         raise
     except WorkflowUpdateRPCTimeoutOrCancelledError:
         return Sent(answered=False)

@@ -23,7 +23,12 @@ from domain.commands import CommandEvent, DeviceCommand
 from domain.gateway import EventSink
 from domain.statuses import CommandStatus, RunKind, is_terminal
 from store.executor import run_db
-from store.runs.commands import OpenCommand, UnknownCommand, load_open_command
+from store.runs.commands import (
+    OpenCommand,
+    UnknownCommand,
+    command_still_open,
+    load_open_command,
+)
 from store.runs.commands import open_commands as store_open_commands
 from store.types import utcnow
 
@@ -106,13 +111,11 @@ class SimulatedFleet:
     """A DeviceGateway whose devices live in this process."""
 
     def __init__(self, engine: Engine, sink: EventSink, seed: int = 0, name: str = "simulated",
-                 *, retry_attempts: int = 8, retry_base_s: float = 0.2,
-                 retry_max_s: float = 10.0) -> None:
+                 *, retry_base_s: float = 0.2, retry_max_s: float = 10.0) -> None:
         self.name = name
         self._engine = engine
         self._sink = sink
         self._seed = seed
-        self._retry_attempts = retry_attempts
         self._retry_base_s = retry_base_s
         self._retry_max_s = retry_max_s
         self._walks: dict[str, _Walk] = {}  # commands this process is walking or holding
@@ -249,8 +252,13 @@ class SimulatedFleet:
         await self._deliver(command.command_id, events)
 
     async def _deliver(self, command_id: str, events: list[CommandEvent]) -> None:
-        """Hand events to the sink, retrying with backoff; give up (logged) after a bound."""
-        for attempt in range(1, self._retry_attempts + 1):
+        """Hand events to the sink, retrying with backoff (at most `retry_max_s` apart) for as
+        long as the store says someone waits for them: until the command or its target run
+        has ended. Events the store recorded but could not signal stay owed in its outbox,
+        which the relay resends on its own timer."""
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 await self._sink.deliver(command_id, events)
                 return
@@ -259,14 +267,22 @@ class SimulatedFleet:
                             command_id)
                 return
             except Exception as err:
-                if attempt == self._retry_attempts:
-                    log.error("gave up delivering %d event(s) of command %s after %d attempts:"
-                              " %s", len(events), command_id, attempt, err)
-                    return
-                delay = min(self._retry_max_s, self._retry_base_s * 2 ** (attempt - 1))
-                log.warning("delivering events of command %s failed (%s); retry in %.1fs",
-                            command_id, err, delay)
-                await asyncio.sleep(delay)
+                failure = err
+            if not await self._still_awaited(command_id):
+                log.info("command %s has ended in the store; %d event(s) no longer delivered "
+                         "(%s)", command_id, len(events), failure)
+                return
+            delay = min(self._retry_max_s, self._retry_base_s * 2 ** min(attempt - 1, 30))
+            log.warning("delivering events of command %s failed (attempt %d: %s); retry in "
+                        "%.1fs", command_id, attempt, failure, delay)
+            await asyncio.sleep(delay)
+
+    async def _still_awaited(self, command_id: str) -> bool:
+        try:
+            return await run_db(self._engine, command_still_open, self._engine, command_id)
+        except Exception as err:  # the store is down too: keep trying
+            log.warning("could not read command %s from the store: %s", command_id, err)
+            return True
 
     def _forget(self, walk: _Walk) -> None:
         if self._walks.get(walk.command.command_id) is walk:

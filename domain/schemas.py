@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, Strict, model_validator
+
+from domain.bounds import Count, Finite
 
 DEFAULT_PIPELINE_TIMEOUT_SECONDS = 21 * 24 * 3600
 DEFAULT_STAGE_TIMEOUT_SECONDS = 7 * 24 * 3600
+MAX_PER_MINUTE = 1_000_000
+# Dispatches per minute.
+Rate = Annotated[int, Strict(), Field(ge=1, le=MAX_PER_MINUTE)]
 
 
 class StageTrigger:
@@ -27,8 +32,8 @@ class FailureType(StrEnum):
 class RateIncreaseCriteria(BaseModel):
     """Raise the rate after this many devices were notified (dispatched) or succeeded."""
 
-    number_of_notified_things: int | None = Field(default=None, ge=1)
-    number_of_succeeded_things: int | None = Field(default=None, ge=1)
+    number_of_notified_things: Count | None = None
+    number_of_succeeded_things: Count | None = None
 
     @model_validator(mode="after")
     def _exactly_one(self) -> RateIncreaseCriteria:
@@ -40,31 +45,31 @@ class RateIncreaseCriteria(BaseModel):
 
 
 class ExponentialRate(BaseModel):
-    base_rate_per_minute: int = Field(ge=1, le=1_000_000)
-    increment_factor: float = Field(gt=1, le=5)
+    base_rate_per_minute: Rate
+    increment_factor: Finite = Field(gt=1, le=5)
     rate_increase_criteria: RateIncreaseCriteria
 
 
 class AbortCriterion(BaseModel):
     failure_type: FailureType
-    threshold_percentage: float = Field(gt=0, le=100)
-    min_number_of_executed_things: int = Field(default=1, ge=1)
+    threshold_percentage: Finite = Field(gt=0, le=100)
+    min_number_of_executed_things: Count = 1
 
 
 class RetryCriterion(BaseModel):
     failure_type: FailureType
-    number_of_retries: int = Field(ge=0, le=10)
+    number_of_retries: Annotated[int, Strict()] = Field(ge=0, le=10)
 
 
 class RolloutConfig(BaseModel):
     """Per-stage rollout controls, with AWS IoT Jobs' meaning. The defaults dispatch as fast as
     the window allows, never abort, never retry, and need every target to succeed."""
 
-    maximum_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    maximum_per_minute: Rate | None = None
     exponential_rate: ExponentialRate | None = None
     abort_criteria: list[AbortCriterion] = Field(default_factory=list)
     retry_criteria: list[RetryCriterion] = Field(default_factory=list)
-    success_threshold_percentage: float = Field(default=100.0, ge=0, le=100)
+    success_threshold_percentage: Finite = Field(default=100.0, ge=0, le=100)
 
 
 class OperationSnapshot(BaseModel):

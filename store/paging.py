@@ -50,6 +50,11 @@ def status_rank(column: Any, kind: RunKind) -> ColumnElement[int]:
                 else_=len(STATUSES[kind]))
 
 
+def ordering_values(columns: dict[str, Any]) -> tuple[str, ...]:
+    """Every `ordering` value a list takes: each name, ascending and descending (`-name`)."""
+    return tuple(value for name in columns for value in (name, f"-{name}"))
+
+
 def ordering(
     value: str | None,
     columns: dict[str, Any],

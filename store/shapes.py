@@ -8,9 +8,11 @@ the order the API always had.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, JsonValue
+from pydantic import Field as PydanticField
 from sqlmodel import Field, SQLModel
 
 from store.types import UTCDateTime, utcnow
@@ -21,6 +23,19 @@ class Public(SQLModel):
     # (a default shared with the table does not make it optional in the API's answers).
     model_config = ConfigDict(  # type: ignore[assignment]
         from_attributes=True, json_schema_serialization_defaults_required=True)
+
+
+def one_of(values: Sequence[str], description: str = "", *, optional: bool = False,
+           **kwargs: Any) -> Any:
+    """A text field whose allowed values the OpenAPI lists (an enum; with `optional`, null too
+    and by default), while the column and the validation stay plain text: inputs are accepted
+    in any case and normalised, and a value outside the list is a 400 naming the allowed ones."""
+    enum: list[JsonValue] = list(values)
+    if optional:
+        enum.append(None)
+        kwargs.setdefault("default", None)
+    return PydanticField(description=description or None, json_schema_extra={"enum": enum},
+                         **kwargs)
 
 
 def stamp(optional: bool = False) -> Any:

@@ -195,3 +195,11 @@ class Rows:
             command = session.get(Command, UUID(command_id))
             assert command is not None
             return command
+
+    def end_command(self, command_id: str, status: str) -> None:
+        """End a command in the store as its run's closing would (no event through a sink)."""
+        with transaction(self.engine) as session:
+            command = session.get(Command, UUID(command_id))
+            assert command is not None
+            command.status = status
+            session.add(command)

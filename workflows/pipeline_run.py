@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError, ChildWorkflowError
+from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import (
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         parse_status,
     )
     from workflows import names
+    from workflows.cancellation import DATA_ERRORS, PATCH_CANCEL_CASCADES, run_to_its_end
     from workflows.messages import (
         PipelineRunInput,
         PipelineRunResult,
@@ -62,7 +63,7 @@ def _invalid(message: str) -> ApplicationError:
     return ApplicationError(message, type="InvalidAction", non_retryable=True)
 
 
-@workflow.defn(name=names.PIPELINE_RUN_WORKFLOW)
+@workflow.defn(name=names.PIPELINE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
 class PipelineRunWorkflow:
     def __init__(self) -> None:
         self._run_id = ""
@@ -189,6 +190,10 @@ class PipelineRunWorkflow:
     # ---- the run -------------------------------------------------------------------------
     @workflow.run
     async def run(self, request: PipelineRunInput) -> PipelineRunResult:
+        return await run_to_its_end(
+            self._run(request), lambda reason: self._request_stop(_P.CANCELLED, reason))
+
+    async def _run(self, request: PipelineRunInput) -> PipelineRunResult:
         self._run_id = request.pipeline_run_id
         self._search_attributes = request.search_attributes
         await self._set_status(_P.PROCESSING)
@@ -268,6 +273,12 @@ class PipelineRunWorkflow:
         try:
             return handle.result()
         except ChildWorkflowError as failure:
+            if (isinstance(failure.cause, CancelledError)
+                    and workflow.patched(PATCH_CANCEL_CASCADES)):
+                # Cancelled in Temporal: as the API's cancel of a stage run, it cancels the run.
+                reason = f"stage run {stage.name!r} was cancelled in Temporal"
+                self._request_stop(_P.CANCELLED, reason)
+                return StageRunResult(status=_S.CANCELLED, reason=reason)
             workflow.logger.error("stage run %s failed: %s", stage.stage_run_id, failure)
             return StageRunResult(status=_S.FAILURE, reason="the stage run workflow failed")
 

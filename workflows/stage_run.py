@@ -35,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.schemas import RolloutConfig
     from domain.statuses import RunKind, StageRunStatus, TargetRunStatus
     from workflows import names
+    from workflows.cancellation import DATA_ERRORS, run_to_its_end
     from workflows.messages import (
         AddTargetRequest,
         AddTargetResult,
@@ -63,7 +64,7 @@ PAGE_SIZE = 500
 STOP_GRACE = timedelta(minutes=5)
 
 
-@workflow.defn(name=names.STAGE_RUN_WORKFLOW)
+@workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
 class StageRunWorkflow:
     @workflow.init
     def __init__(self, request: StageRunInput) -> None:
@@ -274,6 +275,10 @@ class StageRunWorkflow:
 
     @workflow.run
     async def run(self, request: StageRunInput) -> StageRunResult:
+        return await run_to_its_end(self._run(request), lambda reason: self.on_control(
+            StageControl("stop", _S.CANCELLED, reason)))
+
+    async def _run(self, request: StageRunInput) -> StageRunResult:
         c = self._c
         if not c.started:
             invalid = await self._start()

@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.messages import CancelCommandInput, DispatchInput
     from activities.run_activities import RunActivities
     from domain.actions import command_cancellable
+    from domain.closing import closing_status
     from domain.commands import CommandEvent
     from domain.rollout import failure_type_of
     from domain.rollups import target_status_for_command
@@ -30,6 +31,7 @@ with workflow.unsafe.imports_passed_through():
         is_terminal,
     )
     from workflows import names
+    from workflows.cancellation import DATA_ERRORS, run_to_its_end
     from workflows.messages import (
         CommandCancelRequest,
         CommandEvents,
@@ -50,13 +52,17 @@ _CANCEL_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), maximum_attem
 # target's own timer is only a backstop for a stage run that is gone (terminated by hand), so it
 # fires this much later and never races the stage's stop.
 BACKSTOP_GRACE = timedelta(minutes=10)
+# Patch ids: histories recorded before these changes replay on the code they ran.
+_PATCH_ENDED_EARLIER = "target-ended-earlier-asks-its-command"
+_PATCH_FAILURE_REPORTED = "target-failure-reported-to-its-stage"
 
 
 # Unsandboxed: the sandbox re-imports this module for every run, and there is one run per
 # device x operation (about a tenth of the worker's CPU at fleet scale, docs/benchmarks.md).
 # This module keeps no mutable module state and calls nothing but `workflow.*` for time,
 # randomness and I/O; the replay test still checks it for determinism.
-@workflow.defn(name=names.TARGET_RUN_WORKFLOW, sandboxed=False)
+@workflow.defn(name=names.TARGET_RUN_WORKFLOW, sandboxed=False,
+              failure_exception_types=DATA_ERRORS)
 class TargetRunWorkflow:
     def __init__(self) -> None:
         self._events: dict[str, list[CommandEvent]] = {}
@@ -110,6 +116,30 @@ class TargetRunWorkflow:
     # ---- the run -------------------------------------------------------------------------
     @workflow.run
     async def run(self, request: TargetRunInput) -> TargetRunResult:
+        return await run_to_its_end(self._run_reporting_failures(request), lambda reason:
+                                    self.on_stop(TargetStop(_T.CANCELLED, reason)))
+
+    async def _run_reporting_failures(self, request: TargetRunInput) -> TargetRunResult:
+        try:
+            return await self._run(request)
+        except tuple(DATA_ERRORS) as error:
+            # The workflow fails (DATA_ERRORS); its stage run must not wait for it for ever.
+            if workflow.patched(_PATCH_FAILURE_REPORTED):
+                await self._fail(request, f"the target run's workflow failed: "
+                                 f"{type(error).__name__}: {error}")
+            raise
+
+    async def _fail(self, request: TargetRunInput, reason: str) -> None:
+        status = closing_status(RunKind.TARGET, self._status, _T.FAILURE)
+        if status is not None:
+            self._status = (await record(change(_KIND, request.target_run_id, status,
+                                                reason)))[0]
+        await self._report(request, TargetRunResult(status=self._status, failure_type="FAILED",
+                                                    command_id=self._command_id,
+                                                    command_status=self._command_status),
+                           closed_before_start=False)
+
+    async def _run(self, request: TargetRunInput) -> TargetRunResult:
         deadline = workflow.now() + timedelta(seconds=request.timeout_seconds)
         # One timer for the whole run: a timeout on every wait would add two events per wake.
         # It is left pending at the end: the server drops a closed workflow's timers, and a
@@ -121,7 +151,7 @@ class TargetRunWorkflow:
         closed_before_start = False
         while True:
             if self._stop is not None and not self._stop.only_before_dispatch:
-                result = await self._end_before_dispatch(request, self._stop)
+                result = await self._end_before_dispatch(request, self._stop, attempt)
                 break
             # Local: a few milliseconds of store and gateway work, once per target (it is
             # idempotent by command id, so a re-run after a crash sends nothing twice).
@@ -129,10 +159,15 @@ class TargetRunWorkflow:
                                         DispatchInput(request.target_run_id, attempt,
                                                       epoch_now()))
             if is_terminal(RunKind.TARGET, dispatch.target_status):
-                # Ended before it started (an operator cancelled it while pending).
                 self._status = dispatch.target_status
-                result = TargetRunResult(status=self._status)
-                closed_before_start = True
+                if dispatch.command_id:
+                    # This workflow ended it, in a task lost with its worker (the device's
+                    # events may have arrived before this dispatch): the store has the end.
+                    result = self._ended_earlier(dispatch.command_id, dispatch.command_status)
+                else:
+                    # Ended before it started (an operator cancelled it while pending).
+                    result = TargetRunResult(status=self._status)
+                    closed_before_start = True
                 break
             self._command_id = dispatch.command_id
             self._command_status = _C.QUEUED
@@ -150,6 +185,17 @@ class TargetRunWorkflow:
         await self._report(request, result, closed_before_start)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
+
+    def _ended_earlier(self, command_id: str, command_status: str | None) -> TargetRunResult:
+        """The result of a run the store already holds ended with this command."""
+        self._command_id = command_id
+        self._command_status = command_status
+        self._events.clear()  # the store's end outranks whatever the device still reports
+        failure_type = ""
+        if self._status != _T.SUCCESS and command_status:
+            failure_type = failure_type_of(command_status)
+        return TargetRunResult(status=self._status, failure_type=failure_type,
+                               command_id=command_id, command_status=command_status)
 
     async def _backstop(self, at: datetime) -> None:
         await workflow.sleep(at - workflow.now())
@@ -226,10 +272,19 @@ class TargetRunWorkflow:
         return TargetRunResult(status=_T.TIMEOUT, failure_type="TIMED_OUT",
                                command_id=self._command_id, command_status=_C.TIMEOUT)
 
-    async def _end_before_dispatch(self, request: TargetRunInput,
-                                   stop: TargetStop) -> TargetRunResult:
+    async def _end_before_dispatch(self, request: TargetRunInput, stop: TargetStop,
+                                   attempt: int) -> TargetRunResult:
         statuses = await record(change(_KIND, request.target_run_id, stop.status, stop.reason))
         self._status = statuses[0]
+        if (self._status != stop.status and is_terminal(RunKind.TARGET, self._status)
+                and workflow.patched(_PATCH_ENDED_EARLIER)):
+            # Ended already, by a task of this workflow lost with its worker: a dispatch of an
+            # ended row sends nothing and tells the command it ended with.
+            dispatch = await call_local(RunActivities.dispatch_command,
+                                        DispatchInput(request.target_run_id, attempt,
+                                                      epoch_now()))
+            if dispatch.command_id:
+                return self._ended_earlier(dispatch.command_id, dispatch.command_status)
         return TargetRunResult(status=self._status)
 
     async def _finish(self, request: TargetRunInput, result: TargetRunResult) -> TargetRunResult:

@@ -10,7 +10,13 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import ControlDep, EnterpriseDep, SessionDep
-from api.envelope import Envelope, error_responses, respond
+from api.envelope import (
+    COMMON_ERRORS,
+    Envelope,
+    action_responses,
+    error_responses,
+    respond,
+)
 from api.filters import parse_status_field
 from api.outcomes import respond_outcome
 from api.schemas import CommandRequest, CommandUpdate, DeviceEventIn, DeviceEventResult
@@ -18,9 +24,9 @@ from control.service import CommandState, current_command
 from domain.commands import CommandEvent
 from domain.statuses import RunKind
 from store.runs.commands import CommandPublic
-from store.runs.tables import TargetRun
+from store.runs.tables import TargetRun, TargetRunPublic
 
-router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
+router = APIRouter(tags=["Target Runs"], responses=error_responses(*COMMON_ERRORS))
 COMMAND = "/stageruns/{stage_run_id}/targetruns/{target_run_id}/command"
 
 
@@ -45,7 +51,8 @@ def get_target_run_command(stage_run_id: UUID, target_run_id: UUID, session: Ses
 
 @router.post(COMMAND, name="create_target_run_command",
              summary="Create an command processor request for Target Run",
-             response_model=Envelope[CommandPublic])
+             response_model=Envelope[CommandPublic | TargetRunPublic],
+             responses=action_responses(Envelope[TargetRunPublic]))
 async def create_target_run_command(
     stage_run_id: UUID,
     target_run_id: UUID,
@@ -75,7 +82,8 @@ async def create_target_run_command(
 
 @router.put(COMMAND + "/{command_id}", name="update_target_run_command",
             summary="Update target run command information.",
-            response_model=Envelope[CommandPublic])
+            response_model=Envelope[CommandPublic],
+            responses=action_responses(Envelope[CommandPublic]))
 async def update_target_run_command(
     stage_run_id: UUID,
     target_run_id: UUID,
@@ -93,7 +101,7 @@ async def update_target_run_command(
 
 @router.post("/commands/{command_id}/events", name="post_command_event",
              summary="Report a device command event", tags=["Device events"],
-             response_model=Envelope[DeviceEventResult])
+             response_model=Envelope[DeviceEventResult], responses=error_responses(503))
 async def post_command_event(
     command_id: UUID,
     body: DeviceEventIn,

@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
+from api.envelope import COMMON_ERRORS, Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
 from store.definitions import devices, removal
 from store.definitions.devices import DevicePublic
 
-router = APIRouter(prefix="/devices", tags=["Devices"], responses=error_responses(400, 401, 404))
+router = APIRouter(prefix="/devices", tags=["Devices"], responses=error_responses(*COMMON_ERRORS))
 
 
 @router.get("", name="list_devices", summary="List devices",

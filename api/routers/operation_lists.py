@@ -10,12 +10,12 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
+from api.envelope import COMMON_ERRORS, Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
 from store.definitions import operation_lists
 from store.definitions.operation_lists import OperationListPublic, OperationPublic
 
-router = APIRouter(tags=["Operations"], responses=error_responses(400, 401, 404))
+router = APIRouter(tags=["Operations"], responses=error_responses(*COMMON_ERRORS))
 OPS = "/operationlists/{operation_list_id}/operations"
 
 

@@ -13,27 +13,27 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
-from api.filters import parse_filter
+from api.envelope import (
+    COMMON_ERRORS,
+    Envelope,
+    ListContent,
+    action_responses,
+    error_responses,
+    respond,
+)
+from api.filters import ordering_query, parse_filter, status_query
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
-from api.schemas import PipelineRunCreate, StatusAction
+from api.schemas import PipelineRunAction, PipelineRunCreate
 from domain.statuses import RunKind
 from store.runs import reads
 from store.runs.tables import PipelineRunPublic
 
-router = APIRouter(tags=["Pipeline Runs"], responses=error_responses(400, 401, 404))
+router = APIRouter(tags=["Pipeline Runs"], responses=error_responses(*COMMON_ERRORS))
 ONE = "/pipelines/{pipeline_id}/runs/{pipeline_run_id}"
 
-StatusFilter = Annotated[str | None, Query(
-    description="pending, queued, processing, running, waiting, complete, success, failure, "
-    "cancelled, invalid or timeout (any case)")]
-ORDERINGS = ("run_number", "status", "pipeline__name", "started_at", "ended_at", "created_at")
-
-
-def _ordering_doc(names: tuple[str, ...]) -> str:
-    return ("One of " + ", ".join(f"{n}, -{n}" for n in names)
-            + ". Default: newest first (-created_at). status orders along the lifecycle.")
+StatusFilter = Annotated[str | None, status_query(RunKind.PIPELINE)]
+ORDERING_DOC = "Default: newest first (-created_at). status orders along the lifecycle."
 
 
 @router.get("/runs", name="list_runs", summary="Get all Runs for the Pipelines in the Enterprise",
@@ -45,7 +45,7 @@ def list_runs(
     paging: PagingDep,
     status: StatusFilter = None,
     pipeline_name: Annotated[str | None, Query(description="Filter by pipeline name")] = None,
-    ordering: Annotated[str | None, Query(description=_ordering_doc(ORDERINGS))] = None,
+    ordering: Annotated[str | None, ordering_query(reads.RUN_ORDERINGS, ORDERING_DOC)] = None,
 ) -> JSONResponse:
     page = reads.list_pipeline_runs(
         session, enterprise_id, status=parse_filter(RunKind.PIPELINE, status),
@@ -63,8 +63,8 @@ def list_pipeline_runs(
     enterprise_id: EnterpriseDep,
     paging: PagingDep,
     status: StatusFilter = None,
-    ordering: Annotated[str | None, Query(description=_ordering_doc(
-        tuple(n for n in ORDERINGS if n != "pipeline__name")))] = None,
+    ordering: Annotated[str | None, ordering_query(reads.PIPELINE_RUN_ORDERINGS,
+                                                   ORDERING_DOC)] = None,
 ) -> JSONResponse:
     """A pipeline's runs stay listed after the pipeline itself is deleted."""
     page = reads.list_pipeline_runs(
@@ -75,7 +75,8 @@ def list_pipeline_runs(
 
 
 @router.post("/pipelines/{pipeline_id}/runs", name="create_pipeline_run",
-             summary="Create a Pipeline Run", response_model=Envelope[PipelineRunPublic])
+             summary="Create a Pipeline Run", response_model=Envelope[PipelineRunPublic],
+             responses=action_responses(Envelope[PipelineRunPublic]))
 async def create_pipeline_run(
     pipeline_id: UUID,
     enterprise_id: EnterpriseDep,
@@ -97,11 +98,12 @@ def get_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: SessionD
 
 
 @router.put(ONE, name="update_pipeline_run", summary="Update a Pipeline Run",
-            response_model=Envelope[PipelineRunPublic])
+            response_model=Envelope[PipelineRunPublic],
+            responses=action_responses(Envelope[PipelineRunPublic]))
 async def update_pipeline_run(
     pipeline_id: UUID,
     pipeline_run_id: UUID,
-    body: StatusAction,
+    body: PipelineRunAction,
     enterprise_id: EnterpriseDep,
     control: ControlDep,
 ) -> JSONResponse:

@@ -10,13 +10,14 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
+from api.envelope import COMMON_ERRORS, Envelope, ListContent, error_responses, respond
+from api.filters import ordering_query
 from api.pagination import respond_page
 from store.definitions import pipelines, removal, whole_pipelines
 from store.definitions.pipelines import PipelinePublic
 
 router = APIRouter(prefix="/pipelines", tags=["Pipelines"],
-                   responses=error_responses(400, 401, 404))
+                   responses=error_responses(*COMMON_ERRORS))
 
 
 @router.get("", name="list_pipelines", summary="List pipelines",
@@ -27,8 +28,8 @@ def list_pipelines(
     enterprise_id: EnterpriseDep,
     paging: PagingDep,
     name: Annotated[str | None, Query(description="Exact pipeline name")] = None,
-    ordering: Annotated[str | None, Query(
-        description="name, created_at, updated_at, or a `-` form (default -created_at)")] = None,
+    ordering: Annotated[str | None, ordering_query(
+        pipelines.PIPELINE_ORDERINGS, "Default: newest first (-created_at).")] = None,
 ) -> JSONResponse:
     page = pipelines.list_pipelines(session, enterprise_id, name=name, ordering=ordering,
                                   limit=paging.limit, offset=paging.offset)

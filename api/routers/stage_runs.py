@@ -6,21 +6,28 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
-from api.filters import parse_filter
+from api.envelope import (
+    COMMON_ERRORS,
+    Envelope,
+    ListContent,
+    action_responses,
+    error_responses,
+    respond,
+)
+from api.filters import parse_filter, status_query
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
-from api.schemas import StatusAction
+from api.schemas import StageRunAction
 from domain.statuses import RunKind
 from store.runs import reads
 from store.runs.tables import StageRunOperationPublic, StageRunPublic
 
-router = APIRouter(tags=["Stage Runs"], responses=error_responses(400, 401, 404))
+router = APIRouter(tags=["Stage Runs"], responses=error_responses(*COMMON_ERRORS))
 ONE = "/runs/{pipeline_run_id}/stageruns/{stage_run_id}"
 
 
@@ -33,9 +40,7 @@ def list_stage_runs(
     session: SessionDep,
     enterprise_id: EnterpriseDep,
     paging: PagingDep,
-    status: Annotated[str | None, Query(
-        description="pending, queued, processing, running, complete, success, failure, "
-        "cancelled, invalid or timeout (any case)")] = None,
+    status: Annotated[str | None, status_query(RunKind.STAGE)] = None,
 ) -> JSONResponse:
     """In stage order, each with the per-status counts of its target runs."""
     page = reads.list_stage_runs(session, enterprise_id, pipeline_run_id,
@@ -53,11 +58,12 @@ def get_stage_run(pipeline_run_id: UUID, stage_run_id: UUID, session: SessionDep
 
 
 @router.put(ONE, name="update_stage_run", summary="Update a Pipeline Stage Run",
-            response_model=Envelope[StageRunPublic])
+            response_model=Envelope[StageRunPublic],
+            responses=action_responses(Envelope[StageRunPublic]))
 async def update_stage_run(
     pipeline_run_id: UUID,
     stage_run_id: UUID,
-    body: StatusAction,
+    body: StageRunAction,
     enterprise_id: EnterpriseDep,
     control: ControlDep,
 ) -> JSONResponse:

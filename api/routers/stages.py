@@ -9,13 +9,13 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
+from api.envelope import COMMON_ERRORS, Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
 from store.definitions import pipelines, removal
 from store.definitions.pipelines import StagePublic
 
 router = APIRouter(prefix="/pipelines/{pipeline_id}/stages", tags=["Stages"],
-                   responses=error_responses(400, 401, 404))
+                   responses=error_responses(*COMMON_ERRORS))
 
 
 @router.get("", name="list_stages", summary="List a pipeline's stages",

@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
+from api.envelope import COMMON_ERRORS, Envelope, ListContent, error_responses, respond
 from api.pagination import respond_page
 from store.definitions import devices, target_lists
 from store.definitions.devices import DevicePublic
 from store.definitions.target_lists import TargetGroupPublic, TargetListPublic, TargetPublic
 
-router = APIRouter(tags=["Target lists"], responses=error_responses(400, 401, 404))
+router = APIRouter(tags=["Target lists"], responses=error_responses(*COMMON_ERRORS))
 LISTS = "/pipelines/{pipeline_id}/targetlists"
 ONE = LISTS + "/{target_list_id}"
 

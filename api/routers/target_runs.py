@@ -10,8 +10,15 @@ from fastapi.responses import JSONResponse
 
 from api import present
 from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
-from api.envelope import Envelope, ListContent, error_responses, respond
-from api.filters import parse_filter
+from api.envelope import (
+    COMMON_ERRORS,
+    Envelope,
+    ListContent,
+    action_responses,
+    error_responses,
+    respond,
+)
+from api.filters import ordering_query, parse_filter, status_query
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
 from api.schemas import TargetRunAdd, TargetRunUpdate
@@ -19,7 +26,7 @@ from domain.statuses import RunKind
 from store.runs import reads
 from store.runs.tables import TargetRunPublic
 
-router = APIRouter(tags=["Target Runs"], responses=error_responses(400, 401, 404))
+router = APIRouter(tags=["Target Runs"], responses=error_responses(*COMMON_ERRORS))
 LIST = "/stageruns/{stage_run_id}/targetruns"
 ONE = LIST + "/{target_run_id}"
 
@@ -32,15 +39,12 @@ def list_target_runs(
     session: SessionDep,
     enterprise_id: EnterpriseDep,
     paging: PagingDep,
-    status: Annotated[str | None, Query(
-        description="pending, queued, processing, dispatched, running, complete, success, "
-        "failure, cancelled, invalid or timeout (any case)")] = None,
+    status: Annotated[str | None, status_query(RunKind.TARGET)] = None,
     stage_run_operation_id: Annotated[UUID | None, Query(
         description="Stage run Operation Id to filter on")] = None,
-    ordering: Annotated[str | None, Query(
-        description="status or -status (along the lifecycle); also created_at, started_at, "
-        "ended_at, device_name and their - forms. Default: device order, then operation.")
-    ] = None,
+    ordering: Annotated[str | None, ordering_query(
+        reads.TARGET_RUN_ORDERINGS, "status orders along the lifecycle. Default: device "
+        "order, then operation.")] = None,
 ) -> JSONResponse:
     page = reads.list_target_runs(
         session, enterprise_id, stage_run_id, status=parse_filter(RunKind.TARGET, status),
@@ -50,7 +54,8 @@ def list_target_runs(
 
 
 @router.post(LIST, name="create_target_runs", summary="Create a Target Runs for Stage Run",
-             response_model=Envelope[list[TargetRunPublic]])
+             response_model=Envelope[list[TargetRunPublic]],
+             responses=action_responses(Envelope[list[TargetRunPublic]]))
 async def create_target_runs(
     stage_run_id: UUID,
     body: TargetRunAdd,
@@ -75,7 +80,8 @@ def get_target_run(stage_run_id: UUID, target_run_id: UUID, session: SessionDep,
 
 
 @router.put(ONE, name="update_target_run", summary="Update a Target Run",
-            response_model=Envelope[TargetRunPublic])
+            response_model=Envelope[TargetRunPublic],
+            responses=action_responses(Envelope[TargetRunPublic]))
 async def update_target_run(
     stage_run_id: UUID,
     target_run_id: UUID,

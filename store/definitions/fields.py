@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlmodel import AutoString, Field
 
+from domain.bounds import INT32_MAX
 from store.types import utcnow
 
 NAME_MAX = 255
@@ -28,6 +29,17 @@ def name_field(**kwargs: Any) -> Any:
 
 def text_field(max_length: int, **kwargs: Any) -> Any:
     return Field(default="", max_length=max_length, sa_type=AutoString, **kwargs)
+
+
+def next_position(last: int | None, first: int, what: str) -> int:
+    """The position after the last one (`first` when there is none), or InvalidDefinition on
+    `order` once the last one is the column's largest."""
+    if last is None:
+        return first
+    if last >= INT32_MAX:
+        raise InvalidDefinition("order", f"order: the last {what} is at {last}, the largest "
+                                f"order there is; give this one an order")
+    return last + 1
 
 
 def lower(value: Any) -> Any:

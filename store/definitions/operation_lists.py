@@ -10,11 +10,13 @@ from uuid import UUID, uuid4
 from sqlalchemy import Column, delete, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from domain.bounds import MAX_JSON_DEPTH, JsonObject, Position
 from domain.operations import InvalidOperation, validate_operation
 from store.definitions.fields import (
     DESCRIPTION_MAX,
     InvalidDefinition,
     apply_changes,
+    next_position,
     text_field,
     touch,
 )
@@ -65,6 +67,9 @@ class OperationListPublic(OperationListBase, _ListKeys, Public):
 
 # ---- operations --------------------------------------------------------------------------------
 
+ARGS_DOC = (f"What the device needs for the operation (see operation_type): a JSON object "
+            f"nested at most {MAX_JSON_DEPTH} levels.")
+
 
 class OperationBase(SQLModel):
     operation_type: str = Field(
@@ -75,13 +80,14 @@ class OperationBase(SQLModel):
 
 
 class OperationCreate(OperationBase):
-    order: int | None = Field(default=None, ge=0, description="Default: after the last one.")
+    args: JsonObject = Field(default_factory=dict, description=ARGS_DOC)
+    order: Position | None = Field(default=None, description="Default: after the last one.")
 
 
 class OperationUpdate(SQLModel):
     operation_type: str | None = None
-    args: dict[str, Any] | None = None
-    order: int | None = Field(default=None, ge=0)
+    args: JsonObject | None = Field(default=None, description=ARGS_DOC)
+    order: Position | None = None
 
 
 class Operation(OperationBase, table=True):
@@ -198,7 +204,7 @@ def create_operation(session: Session, enterprise_id: UUID, operation_list_id: U
     if order is None:
         last = session.exec(select(func.max(Operation.order)).where(
             Operation.operation_list_id == operation_list_id)).one()
-        order = last + 1 if last is not None else 0
+        order = next_position(last, 0, "operation")
     operation = Operation(operation_list_id=operation_list_id, operation_type=operation_type,
                           args=args, order=order)
     session.add(operation)

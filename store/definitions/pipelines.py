@@ -14,6 +14,7 @@ from pydantic import field_validator
 from sqlalchemy import Column, func
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from domain.bounds import PipelineTimeout, Position, StageTimeout
 from domain.schemas import (
     DEFAULT_PIPELINE_TIMEOUT_SECONDS,
     DEFAULT_STAGE_TIMEOUT_SECONDS,
@@ -26,11 +27,12 @@ from store.definitions.fields import (
     apply_changes,
     lower,
     name_field,
+    next_position,
     text_field,
     touch,
 )
 from store.paging import Page, page
-from store.shapes import Public, stamp
+from store.shapes import Public, one_of, stamp
 from store.tenancy import owned, owner_key, scoped
 from store.types import JSONType
 
@@ -43,14 +45,15 @@ class StageBase(SQLModel):
 
 
 class StageCreate(StageBase):
-    order: int | None = Field(default=None, ge=0, description="Default: after the last stage.")
+    order: Position | None = Field(default=None, description="Default: after the last stage.")
     trigger: Literal["manual", "automatic"] | None = Field(
         default=None,
         description="manual (waits for a promotion) or automatic. Default: the first stage "
         "automatic, later stages manual.",
     )
-    timeout_seconds: int | None = Field(
-        default=None, ge=1, description="Bounds the stage run and each target run (default 7 days)."
+    timeout_seconds: StageTimeout | None = Field(
+        default=None,
+        description="Bounds the stage run and each target run (default 7 days, at most 1 year).",
     )
     rollout: RolloutConfig | None = Field(
         default=None, description="Rate, abort, retry and success-threshold controls."
@@ -62,9 +65,9 @@ class StageCreate(StageBase):
 class StageUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    order: int | None = Field(default=None, ge=0)
+    order: Position | None = None
     trigger: Literal["manual", "automatic"] | None = None
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: StageTimeout | None = None
     rollout: RolloutConfig | None = None
 
     _trigger_case = field_validator("trigger", mode="before")(lower)
@@ -88,7 +91,7 @@ class _StageKeys(SQLModel):
 
 class StagePublic(StageBase, _StageKeys, Public):
     order: int
-    trigger: str = Field(description="manual or automatic")
+    trigger: str = one_of(StageTrigger.ALL, "manual or automatic")
     timeout_seconds: int
     rollout: RolloutConfig
     target_list_ids: list[UUID] = Field(default_factory=list)
@@ -108,7 +111,7 @@ class PipelineBase(SQLModel):
 class PipelineUpdate(SQLModel):
     name: str | None = Field(default=None, min_length=1, max_length=255)
     description: str | None = Field(default=None, max_length=DESCRIPTION_MAX)
-    timeout_seconds: int | None = Field(default=None, ge=1)
+    timeout_seconds: PipelineTimeout | None = None
 
 
 class Pipeline(PipelineBase, table=True):
@@ -142,6 +145,7 @@ _PIPELINE_ORDERING = {
     "created_at": col(Pipeline.created_at),
     "updated_at": col(Pipeline.updated_at),
 }
+PIPELINE_ORDERINGS = paging.ordering_values(_PIPELINE_ORDERING)
 
 
 def list_pipelines(
@@ -218,7 +222,7 @@ def create_stage(session: Session, enterprise_id: UUID, pipeline_id: UUID,
     last, lowest = session.exec(
         select(func.max(Stage.order), func.min(Stage.order)).where(Stage.pipeline_id == pipeline_id)
     ).one()
-    order = data.order if data.order is not None else (last + 1 if last is not None else 1)
+    order = data.order if data.order is not None else next_position(last, 1, "stage")
     stage = new_stage(pipeline_id, data, order=order, first=lowest is None or order < lowest)
     session.add(stage)
     touch(pipeline)

@@ -22,10 +22,12 @@ from store.definitions.devices import (
 from store.definitions.fields import InvalidDefinition, apply_changes, name_field, touch, upper
 from store.definitions.pipelines import get_pipeline, get_stage
 from store.paging import Page, page
-from store.shapes import Public, stamp
+from store.shapes import Public, one_of, stamp
 from store.tenancy import NotFound, owned, owner_key, scoped
 
 # ---- target lists ------------------------------------------------------------------------------
+
+TARGET_LIST_TYPES = ("DEVICES", "GROUPS")
 
 
 class TargetListBase(SQLModel):
@@ -59,7 +61,7 @@ class _ListKeys(SQLModel):
 
 
 class TargetListPublic(TargetListBase, _ListKeys, Public):
-    target_list_type: str = Field(description="DEVICES or GROUPS")
+    target_list_type: str = one_of(TARGET_LIST_TYPES, "DEVICES or GROUPS")
     size: int = Field(default=0, description="Devices (DEVICES) or groups (GROUPS) it holds.")
     created_at: datetime
     updated_at: datetime

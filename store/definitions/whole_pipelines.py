@@ -9,6 +9,7 @@ from uuid import UUID
 
 from sqlmodel import Field, Session, col, select
 
+from domain.bounds import PipelineTimeout
 from store.definitions.devices import check_devices, check_groups
 from store.definitions.operation_lists import (
     Operation,
@@ -36,8 +37,9 @@ class NestedStageCreate(StageCreate):
 
 
 class PipelineCreate(PipelineBase):
-    timeout_seconds: int | None = Field(
-        default=None, ge=1, description="Bounds a whole run, waiting included (default 21 days)."
+    timeout_seconds: PipelineTimeout | None = Field(
+        default=None,
+        description="Bounds a whole run, waiting included (default 21 days, at most 3 years).",
     )
     stages: list[NestedStageCreate] | None = Field(
         default=None,
@@ -45,8 +47,6 @@ class PipelineCreate(PipelineBase):
         description="Optional: the whole pipeline in one request (stages with their devices, "
         "device groups and operations). Validated whole before anything is written.",
     )
-
-
 
 
 def create_pipeline(session: Session, enterprise_id: UUID, data: PipelineCreate) -> Pipeline:

@@ -15,12 +15,19 @@ from sqlmodel import Field, Session, SQLModel, col, select
 
 from domain.ids import command_id as derive_command_id
 from domain.records import StatusChange
-from domain.statuses import TERMINAL, CommandStatus, RunKind, TargetRunStatus, is_terminal
+from domain.statuses import (
+    STATUSES,
+    TERMINAL,
+    CommandStatus,
+    RunKind,
+    TargetRunStatus,
+    is_terminal,
+)
 from store.db import transaction
 from store.definitions.devices import Device
 from store.runs.statuses import apply_status
 from store.runs.tables import StageRunOperation, TargetRun, serial
-from store.shapes import Public, stamp
+from store.shapes import Public, one_of, stamp
 from store.tenancy import owned
 from store.types import JSONType
 
@@ -95,7 +102,7 @@ class CommandEvent(CommandEventBase, table=True):
 
 
 class CommandEventPublic(CommandEventBase, Public):
-    pass
+    status: str = one_of(STATUSES[RunKind.COMMAND])
 
 
 class _Keys(SQLModel):
@@ -103,7 +110,8 @@ class _Keys(SQLModel):
 
 
 class _RequestStatus(SQLModel):
-    request_status: str = Field(description="Same as status (the Esper field name).")
+    request_status: str = one_of(STATUSES[RunKind.COMMAND],
+                                 "Same as status (the Esper field name).")
 
 
 class _Events(SQLModel):
@@ -113,7 +121,7 @@ class _Events(SQLModel):
 
 class CommandPublic(CommandStamps, _Events, CommandTimes, CommandOutcome, _RequestStatus,
                     CommandBase, _Keys, Public):
-    pass
+    status: str = one_of(STATUSES[RunKind.COMMAND])
 
 
 # ---- the API's reads ---------------------------------------------------------------------------
@@ -147,6 +155,9 @@ class CommandPlan:
     device_attributes: dict[str, str]
     already_sent: bool
     target_status: str
+    # An ended target run's command and its last status, if it had one: a workflow whose task
+    # was lost after it recorded the end learns here what it ended with.
+    command_status: str | None = None
     stage_run_id: str = ""  # for the logs of whoever sends it
     pipeline_run_id: str = ""
 
@@ -160,8 +171,10 @@ def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: 
         if target is None:
             raise LookupError(f"target run {target_run_id} not found")
         if is_terminal(RunKind.TARGET, target.status):
-            # Ended before it started (an operator cancelled it): no command for it.
-            return CommandPlan("", str(target.target_id), "", {}, {}, False, target.status)
+            # Ended: before it started (an operator cancelled it; no command), or by this very
+            # workflow in a task lost with its worker (it has the command it ended with).
+            return CommandPlan(str(target.command_id or ""), str(target.target_id), "", {}, {},
+                               False, target.status, command_status=target.command_status)
         operation = session.get(StageRunOperation, target.stage_run_operation_id)
         device = session.get(Device, target.target_id)
         assert operation is not None
@@ -267,3 +280,22 @@ def load_open_command(engine: Engine, command_id: UUID | str) -> OpenCommand | N
     with transaction(engine) as session:
         row = session.execute(_open_query([col(Command.id) == cid])).first()
         return _open_command(row[0], row[1]) if row else None
+
+
+def command_still_open(engine: Engine, command_id: UUID | str) -> bool:
+    """Whether anyone still waits for this command's events: it has not ended, nor has its
+    target run (whose workflow follows it). False for an unknown command (its run deleted)."""
+    try:
+        cid = as_command_id(command_id)
+    except UnknownCommand:
+        return False
+    with transaction(engine) as session:
+        row = session.execute(
+            select(col(Command.status), col(TargetRun.status))
+            .outerjoin(TargetRun, col(TargetRun.id) == col(Command.target_run_id))
+            .where(col(Command.id) == cid)).first()
+    if row is None:
+        return False
+    command_status, target_status = row
+    return not is_terminal(RunKind.COMMAND, command_status) and not (
+        target_status is not None and is_terminal(RunKind.TARGET, target_status))

@@ -51,6 +51,8 @@ _RUN_ORDERING = {
 }
 # The per-pipeline list of the reference has no pipeline__name ordering (one pipeline).
 _PIPELINE_RUN_ORDERING = {k: v for k, v in _RUN_ORDERING.items() if k != "pipeline__name"}
+RUN_ORDERINGS = paging.ordering_values(_RUN_ORDERING)
+PIPELINE_RUN_ORDERINGS = paging.ordering_values(_PIPELINE_RUN_ORDERING)
 
 
 def list_pipeline_runs(
@@ -200,6 +202,7 @@ _TARGET_RUN_ORDERING = {
     "ended_at": col(TargetRun.ended_at),
     "device_name": col(TargetRun.device_name),
 }
+TARGET_RUN_ORDERINGS = paging.ordering_values(_TARGET_RUN_ORDERING)
 
 
 def list_target_runs(

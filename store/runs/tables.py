@@ -14,7 +14,9 @@ from uuid import UUID, uuid4
 from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from store.shapes import Public, stamp
+from domain.schemas import StageTrigger
+from domain.statuses import STATUSES, RunKind
+from store.shapes import Public, one_of, stamp
 from store.tenancy import owner_key
 from store.types import JSONType
 
@@ -61,7 +63,7 @@ class PipelineRun(RunTimes, PipelineRunBase, table=True):
 
 
 class PipelineRunPublic(RunTimes, PipelineRunBase, _Keys, Public):
-    pass
+    status: str = one_of(STATUSES[RunKind.PIPELINE])
 
 
 # ---- stage runs --------------------------------------------------------------------------------
@@ -100,7 +102,8 @@ class _StageRunCounts(SQLModel):
 
 class StageRunPublic(RunTimes, _StageRunCounts, StageRunBody, _StageRunName, StageRunHead,
                      _Keys, Public):
-    pass
+    trigger: str = one_of(StageTrigger.ALL)
+    status: str = one_of(STATUSES[RunKind.STAGE])
 
 
 class StageRunOperationBase(SQLModel):
@@ -165,7 +168,9 @@ class TargetRun(RunTimes, TargetRunBase, table=True):
 
 
 class TargetRunPublic(RunTimes, TargetRunBase, _Keys, Public):
-    pass
+    status: str = one_of(STATUSES[RunKind.TARGET])
+    command_status: str | None = one_of(STATUSES[RunKind.COMMAND], "The status of its command "
+                                        "(null before it has one).", optional=True)
 
 
 # ---- the status log ----------------------------------------------------------------------------

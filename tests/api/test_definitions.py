@@ -34,12 +34,13 @@ async def test_device_crud_and_pagination(api: Api):
     assert device["attributes"] == {"sim_behavior": "succeed"} and device["alias"] == "a0"
     page = await api.ok("GET", "/devices?limit=2")
     assert page["count"] == 5 and len(page["results"]) == 2 and page["previous"] is None
-    assert page["next"] == "http://testserver/api/pipelines/v0/devices?limit=2&offset=2"
+    # Relative links (no public base URL configured): never built from the Host header.
+    assert page["next"] == "/api/pipelines/v0/devices?limit=2&offset=2"
     last = (await api.http.get(page["next"].replace("offset=2", "offset=4"))).json()["content"]
     assert last["next"] is None and len(last["results"]) == 1
-    assert last["previous"] == "http://testserver/api/pipelines/v0/devices?limit=2&offset=2"
+    assert last["previous"] == "/api/pipelines/v0/devices?limit=2&offset=2"
     via_alias = (await api.http.get("/v0/devices?limit=2")).json()["content"]
-    assert via_alias["next"].startswith("http://testserver/v0/devices?")  # the client's base
+    assert via_alias["next"].startswith("/v0/devices?")  # the client's base
     named = await api.ok("GET", "/devices?name=dev-3")
     assert [d["name"] for d in named["results"]] == ["dev-3"]
 

@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from api.app import create_app
-from tests.api.conftest import BASE, Api, TimedClient, settings_for
+from tests.api.conftest import BASE, Api, GuardedClient, settings_for
 
 
 def assert_error(response: httpx.Response, code: int, *words: str) -> dict:
@@ -123,7 +123,7 @@ async def test_unexpected_errors_are_a_generic_500_without_stack_trace(sqlite_en
     def boom() -> None:
         raise RuntimeError("secret internals")
 
-    async with TimedClient(transport=httpx.ASGITransport(app=app),
+    async with GuardedClient(transport=httpx.ASGITransport(app=app),
                            base_url="http://testserver") as client:
         response = await client.get("/v0/boom")
     assert_error(response, 500, "internal server error")

@@ -1,5 +1,6 @@
 """Runs over HTTP against the real stack: the API, a real worker with the simulated fleet, the
-Temporal dev server and SQLite. Every request must answer within 2 s (TimedClient)."""
+Temporal dev server and SQLite. No test asserts how fast a request answers: bench/api_poll.py
+reports that."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
-from tests.api.conftest import Api, TimedClient, api_for, settings_for
+from tests.api.conftest import Api, api_for, settings_for
 from tests.api.test_definitions import INSTALL
 from tests.api.test_envelope_auth import assert_error
 from worker import running_worker
@@ -135,7 +136,6 @@ async def test_gate_promotion_success_then_a_run_cancelled_at_the_gate(live: Api
         (3, "cancelled"), (2, "cancelled"), (1, "success")]
     await api.ok("DELETE", two)
     assert (await api.ok("GET", runs))["count"] == 2
-    print(f"slowest request: {TimedClient.slowest:.3f} s")
 
 
 async def test_a_pipeline_without_stages_ends_invalid(live: Api):
@@ -250,11 +250,10 @@ async def live_worker_process(sqlite_engine: Engine, temporal_client: Client,
             await process.wait()
 
 
-async def test_every_request_answers_within_two_seconds_during_a_large_run(
-        live_worker_process: Api):
+async def test_reads_and_actions_answer_during_a_large_run(live_worker_process: Api):
     """A 400-device stage in flight (commands take 2.5 s each) with the worker in its own
-    process: lists, counts, single reads and actions all stay under the 2 s bar (TimedClient
-    asserts it on every request)."""
+    process: lists, counts, single reads and actions all answer (how fast is
+    bench/api_poll.py's figure, not this test's)."""
     from sqlmodel import Session
 
     from store.definitions.devices import Device
@@ -275,25 +274,16 @@ async def test_every_request_answers_within_two_seconds_during_a_large_run(
                              + c["results"][0]["target_run_counts"]["dispatched"] > 20)
     stage_run = stage_runs["results"][0]
     base = f"/stageruns/{stage_run['id']}/targetruns"
-    slowest = 0.0
-    timings: dict[str, float] = {}
     for _ in range(3):
         for path in ["/runs", "/runs?ordering=-status&limit=1000", f"/runs/{run['id']}/stageruns",
                      f"{base}?limit=1000", f"{base}?limit=1000&ordering=-status",
                      f"{base}?status=running&limit=1000", "/devices?limit=1000",
                      f"/pipelines/{pipeline['id']}"]:
-            started = time.monotonic()
             content = await api.ok("GET", path)
-            took = time.monotonic() - started
-            slowest = max(slowest, took)
-            timings[path] = max(took, timings.get(path, 0.0))
             assert content is not None
     page = await api.ok("GET", f"{base}?limit=1000")
     assert page["count"] == 400 and len(page["results"]) == 400
-    print(f"slowest read during the run: {slowest:.3f} s "
-          f"(slowest request of the session so far: {TimedClient.slowest:.3f} s)")
-    print({path: round(took, 3) for path, took in timings.items()})
-    # Actions answer within the bar too: 200 once applied, or 202 while a busy run applies it.
+    # Actions answer too: 200 once applied, or 202 while a busy run applies it.
     one = f"/pipelines/{pipeline['id']}/runs/{run['id']}"
     paused = await api.put(one, {"status": "waiting"})
     assert paused.status_code in (200, 202), paused.text
@@ -320,10 +310,8 @@ async def test_an_action_the_run_cannot_answer_in_time_is_202_and_still_applies(
             run = await api.ok("POST", one, {})
             one += f"/{run['id']}"
             await until(api, one, lambda r: r["status"] == "waiting")
-        # no worker now: the workflow cannot answer, the API does not wait past the bar
-        started = time.monotonic()
+        # no worker now: the workflow cannot answer; the API answers 202 instead of waiting
         response = await api.put(one, {"status": "cancelled"})
-        assert time.monotonic() - started < 2.0
         body = response.json()
         assert response.status_code == 202 and body["code"] == 202, body
         assert "Accepted" in body["message"] and body["content"]["status"] == "waiting"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -181,3 +183,55 @@ async def test_a_simulated_device_answering_at_once_costs_one_signal(
     assert [e.status for e in result.events] == [
         "queued", "initiated", "acknowledged", "inprogress", "success"]
     assert await signal_count(handle) == 1
+
+
+class OutageClient:
+    """A client whose signals fail while `down` (Temporal unreachable), then go through."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.down = True
+        self.refused = 0
+
+    def get_workflow_handle(self, workflow_id: str) -> object:
+        if self.down:
+            self.refused += 1
+            return _Unavailable()
+        return self._client.get_workflow_handle(workflow_id)
+
+
+async def test_owed_signals_get_through_after_an_outage_without_a_restart(
+    sqlite_rows: Rows, temporal_client: Client, task_queue: str, probe_worker: Worker
+) -> None:
+    engine = sqlite_rows.engine
+    instant_tr, slow_tr = uuid.uuid4(), uuid.uuid4()
+    # Answers at once: its end is recorded during the outage, so only the relay's timer can
+    # still deliver it (the gateway stops once the store holds the command's end).
+    instant = sqlite_rows.command(sqlite_rows.device(), target_run_id=instant_tr)
+    # Answers later: the gateway keeps retrying its first event through the outage.
+    slow = sqlite_rows.command(sqlite_rows.device(sim_latency_ms="300"), target_run_id=slow_tr)
+    handles = [await start_probe(temporal_client, task_queue, tr) for tr in (instant_tr,
+                                                                            slow_tr)]
+    outage = OutageClient(temporal_client)
+    relay = CommandEventRelay(engine, cast(Client, outage))
+    # Backoff this short makes the old bound of 8 attempts pass within the outage below.
+    fleet = SimulatedFleet(engine, relay, retry_base_s=0.01, retry_max_s=0.05)
+    timer = asyncio.create_task(relay.keep_resending(0.05, max_interval=0.2))
+    try:
+        await fleet.send(instant)
+        await fleet.send(slow)
+        deadline = time.monotonic() + 30
+        while outage.refused < 20 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert outage.refused >= 20, "the outage never refused anything"
+        assert sqlite_rows.row(instant.command_id).status == "success"  # recorded, not heard
+        assert sqlite_rows.row(slow.command_id).status == "queued"  # held by the outage
+        assert pending_signals(engine)
+        outage.down = False
+        results = [await asyncio.wait_for(h.result(), 30) for h in handles]
+    finally:
+        timer.cancel()
+        await fleet.stop()
+    walk = ["queued", "initiated", "acknowledged", "inprogress", "success"]
+    assert [[e.status for e in r.events] for r in results] == [walk, walk]
+    assert pending_signals(engine) == []

@@ -12,12 +12,13 @@ from temporalio.client import Client
 
 from control.connection import TemporalConnection
 from control.errors import ActionRefused, Missing, RunsUnavailable
-from control.service import RunControl, current_command
+from control.service import CANCELLED_WITHOUT_WORKFLOW, RunControl, current_command
 from domain.commands import CommandEvent
 from settings import Settings
 from store.db import transaction
 from store.definitions.devices import Device
 from store.definitions.tenants import ensure_enterprise
+from store.runs.reads import delete_pipeline_run
 from store.tenancy import NotFound
 from tests.api.runs_fixture import Seeded, seed_runs
 
@@ -89,14 +90,15 @@ async def test_an_action_past_its_pre_checks_needs_temporal(
 async def test_a_run_whose_workflow_is_gone_refuses_in_the_runs_words(
         sqlite_engine: Engine, enterprise_id: uuid.UUID, seeded: Seeded,
         temporal_client: Client):
-    """Seeded rows have no workflow: Temporal answers not-found, the service a refusal."""
+    """Seeded rows have no workflow: Temporal answers not-found, the service a refusal (but
+    for a cancel of the run, which ends it: see the next test)."""
     control = control_for(sqlite_engine, temporal_client)
-    waiting = seeded.runs[1]
+    pending = seeded.runs[2]
     with pytest.raises(ActionRefused) as refused:
-        await control.set_pipeline_run_status(enterprise_id, waiting.pipeline_id, waiting.id,
-                                              "cancelled")
-    assert str(refused.value) == ("status: cannot set status cancelled: the pipeline run is "
-                                  "waiting")
+        await control.set_pipeline_run_status(enterprise_id, pending.pipeline_id, pending.id,
+                                              "waiting")
+    assert str(refused.value) == ("status: cannot set status waiting: the pipeline run is "
+                                  "pending")
     first, fleet = seeded.runs[0], seeded.stage_runs[1]
     with pytest.raises(ActionRefused, match="cannot cancel it: the stage run is running"):
         await control.set_stage_run_status(enterprise_id, first.id, fleet.id, "cancelled")
@@ -105,6 +107,21 @@ async def test_a_run_whose_workflow_is_gone_refuses_in_the_runs_words(
     with pytest.raises(ActionRefused, match="cannot cancel it: the command is inprogress"):
         await control.cancel_command(enterprise_id, canary.id, dispatched.id,
                                      seeded.command.id, "cancelled")
+
+
+async def test_a_cancel_of_a_run_whose_workflow_is_gone_ends_it_so_it_can_be_deleted(
+        sqlite_engine: Engine, enterprise_id: uuid.UUID, seeded: Seeded,
+        temporal_client: Client):
+    control = control_for(sqlite_engine, temporal_client)
+    waiting = seeded.runs[1]
+    outcome = await control.set_pipeline_run_status(enterprise_id, waiting.pipeline_id,
+                                                    waiting.id, "cancelled")
+    assert outcome.answered and outcome.message is None
+    assert (outcome.content.status, outcome.content.status_reason) == (
+        "cancelled", CANCELLED_WITHOUT_WORKFLOW)
+    with transaction(sqlite_engine) as session:
+        deleted = delete_pipeline_run(session, enterprise_id, waiting.id)
+    assert deleted.id == waiting.id
 
 
 async def test_a_target_run_update_without_a_status_answers_at_once(

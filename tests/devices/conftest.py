@@ -31,8 +31,8 @@ class RecordingSink:
         return [e.status for events in self.for_command(command_id) for e in events]
 
 
-async def eventually(check: Callable[[], object], timeout: float = 5.0) -> None:
-    """Wait until `check()` is truthy; fail the test after `timeout` seconds."""
+async def eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
+    """Wait until `check()` is truthy; fail the test after `timeout` seconds (a hang guard)."""
     deadline = time.monotonic() + timeout
     while not check():
         if time.monotonic() > deadline:

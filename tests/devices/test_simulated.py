@@ -95,9 +95,8 @@ async def test_latency_spreads_the_events_over_the_device_time(
     batches = [[e.status for e in events] for _, events, _ in sink.calls]
     times = [at - began for *_, at in sink.calls]
     assert batches == [["queued"], WALK[1:], ["success"]]
-    assert times[0] < 0.2  # queued at the gateway straight away
-    assert times[0] < times[1] < times[2]
-    assert 0.4 <= times[2] < 1.5  # the device's whole time, then the end
+    assert times[0] < times[1] < times[2]  # queued first, the end last
+    assert times[2] >= 0.4  # the end only after the device's whole time
     assert [e.sequence for _, events, _ in sink.calls for e in events] == [0, 1, 2, 3, 4]
 
 
@@ -184,7 +183,7 @@ async def test_a_new_fleet_resumes_open_commands_without_delivering_again(rows: 
     await second.start()
     try:
         await second.send(slow)  # the activity retried after the crash
-        await eventually(lambda: rows.row(slow.command_id).status == "success", timeout=15)
+        await eventually(lambda: rows.row(slow.command_id).status == "success", timeout=30)
         await asyncio.sleep(0.05)
         assert [(e.status, e.sequence) for events in sink.for_command(slow.command_id)
                 for e in events] == [("initiated", 1), ("acknowledged", 2), ("inprogress", 3),
@@ -240,18 +239,31 @@ async def test_failed_deliveries_are_retried_with_backoff(sqlite_rows: Rows) -> 
     assert sink.attempts == 3
 
 
-async def test_delivery_gives_up_after_a_bound_and_logs(
+async def test_delivery_never_gives_up_while_the_command_is_open(sqlite_rows: Rows) -> None:
+    command = sqlite_rows.command(sqlite_rows.device())
+    sink = FlakySink(sqlite_rows.engine, failures=30)  # far past the old bound of 8 attempts
+    fleet = SimulatedFleet(sqlite_rows.engine, sink, retry_base_s=0.001, retry_max_s=0.01)
+    await fleet.send(command)
+    await eventually(lambda: sqlite_rows.row(command.command_id).status == "success")
+    await fleet.stop()
+    assert sink.attempts == 31
+
+
+async def test_delivery_stops_once_the_store_says_the_command_ended(
     sqlite_rows: Rows, caplog: pytest.LogCaptureFixture
 ) -> None:
     command = sqlite_rows.command(sqlite_rows.device())
-    sink = FlakySink(sqlite_rows.engine, failures=100)
-    fleet = SimulatedFleet(sqlite_rows.engine, sink, retry_attempts=3, retry_base_s=0.01)
-    with caplog.at_level(logging.WARNING, logger="devices.simulated"):
+    sink = FlakySink(sqlite_rows.engine, failures=10_000)
+    fleet = SimulatedFleet(sqlite_rows.engine, sink, retry_base_s=0.001, retry_max_s=0.01)
+    with caplog.at_level(logging.INFO, logger="devices.simulated"):
         await fleet.send(command)
-        await eventually(lambda: "gave up" in caplog.text)
+        await eventually(lambda: sink.attempts >= 3)
+        sqlite_rows.end_command(command.command_id, "cancelled")
+        await eventually(lambda: "no longer delivered" in caplog.text)
+    attempts = sink.attempts
+    await asyncio.sleep(0.1)
     await fleet.stop()
-    assert sink.attempts == 3
-    assert sqlite_rows.row(command.command_id).status == "scheduled"
+    assert sink.attempts == attempts
 
 
 async def test_an_unknown_command_is_not_retried(sqlite_rows: Rows) -> None:

@@ -139,6 +139,14 @@ class FakeRunStore:
         # Target runs dispatched and not yet ended: what the stage window bounds.
         self.in_flight: set[str] = set()
         self.max_in_flight = 0
+        self._lost_first_tasks: set[str] = set()  # device ids (see lose_first_task)
+
+    def lose_first_task(self, device_id: str) -> None:
+        """The device's first target run is found as a worker killed mid-task leaves it: its
+        dispatch ran, the device answered and the run recorded its end, none of it in the
+        workflow's history; so the device's events reach the workflow before the dispatch
+        it runs again has returned (and that dispatch finds the row ended)."""
+        self._lost_first_tasks.add(device_id)
 
     # ---- what the tests read -------------------------------------------------------------
     def status(self, run_id: str) -> str:
@@ -331,9 +339,13 @@ class FakeRunStore:
         self.calls.append(names.DISPATCH_COMMAND)
         row = self.rows[request.target_run_id]
         assert isinstance(row, TargetRow)
-        if is_terminal(_TARGET, row.status):
-            return DispatchResult("", row.status, sent=False)
         at = _at(request.at_epoch)
+        if row.device_id in self._lost_first_tasks:
+            self._lost_first_tasks.discard(row.device_id)
+            await self._dispatch_in_a_lost_task(row, request.attempt, at)
+        if is_terminal(_TARGET, row.status):
+            return DispatchResult(row.command_id or "", row.status, sent=False,
+                                  command_status=row.command_status)
         command = str(command_id(UUID(row.run_id), request.attempt))
         self._apply(row.run_id, "processing", at,
                     fields={"command_id": command, "command_status": "scheduled"})
@@ -345,6 +357,19 @@ class FakeRunStore:
             self.max_in_flight = max(self.max_in_flight, len(self.in_flight))
             self.fleet.send(SentCommand(command, row.run_id, row.device_id, request.attempt))
         return DispatchResult(command, status, sent=sent)
+
+    async def _dispatch_in_a_lost_task(self, row: TargetRow, attempt: int,
+                                       at: datetime) -> None:
+        command = str(command_id(UUID(row.run_id), attempt))
+        self._apply(row.run_id, "dispatched", at,
+                    fields={"command_id": command, "command_status": "queued"})
+        self.dispatches.append((row.run_id, attempt))
+        self.fleet.send(SentCommand(command, row.run_id, row.device_id, attempt))
+        await self.fleet.close()  # the device's events are with the workflow now
+        answered = self.fleet.commands[command].answered
+        assert answered is not None, "a lost task's device must answer at once"
+        self._apply(row.run_id, "success" if answered == "success" else "failure", at,
+                    fields={"command_status": answered})
 
     @activity.defn(name=names.CANCEL_COMMAND)
     async def cancel_command(self, request: CancelCommandInput) -> None:
