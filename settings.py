@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from workflows.names import targets_task_queue
 
 
 class Settings(BaseSettings):
@@ -51,6 +54,23 @@ class Settings(BaseSettings):
     esper_max_requests_per_second: float = 10.0  # every call to Esper, per worker process
     esper_poll_interval_s: float = 5.0  # a command's first status poll; doubles while unchanged
     esper_poll_max_interval_s: float = 60.0
+
+    # Target runs poll a task queue of their own; empty: `<task_queue>-targets`.
+    targets_task_queue: str = ""
+    # Worker concurrency: the runs' worker (pipeline and stage runs) and the targets' worker.
+    worker_runs_max_workflow_tasks: int = 20
+    worker_runs_max_activities: int = 50
+    worker_runs_max_local_activities: int = 100
+    worker_targets_max_workflow_tasks: int = 100
+    worker_targets_max_activities: int = 200
+    worker_targets_max_local_activities: int = 200
+    # The worker's /metrics, /healthz and /readyz; port 0 serves none of them.
+    worker_metrics_host: str = "127.0.0.1"
+    worker_metrics_port: int = 9464
+    log_format: Literal["text", "json"] = "text"
+
+    def resolved_targets_task_queue(self) -> str:
+        return self.targets_task_queue or targets_task_queue(self.task_queue)
 
     def resolved_database_url(self) -> str:
         if self.database_url:

@@ -1,7 +1,9 @@
 """The fleetpipe worker: the run workflows, their activities and the device gateway.
 
 Run it as `python worker.py` (or `fleetpipe worker`). SIGINT / SIGTERM shut it down
-gracefully: in-flight activities finish, the gateway stops, and it exits 0.
+gracefully: in-flight activities finish, the gateway stops, and it exits 0. Unless
+FLEETPIPE_WORKER_METRICS_PORT is 0 it serves /metrics (its own and the Temporal SDK's),
+/healthz and /readyz on that port.
 """
 
 from __future__ import annotations
@@ -10,22 +12,30 @@ import asyncio
 import logging
 import signal
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
+from control.connection import check_temporal
 from control.reconciler import RunReconciler
 from control.relay import CommandEventRelay
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
+from observability.endpoints import free_loopback_port, sdk_metrics_runtime, worker_endpoints
+from observability.logs import configure_logging
+from observability.metrics import StoreSample
+from observability.readiness import Check
 from settings import Settings, get_settings
 from store.db import make_engine
+from store.health import ping
 from store.migrations import StoreNotAtHead, require_head
+from store.runs.gauges import run_gauges
 from workflows import names
 from workflows.converter import DATA_CONVERTER
 from workflows.pipeline_run import PipelineRunWorkflow
@@ -49,6 +59,9 @@ class RunningWorker:
     relay: CommandEventRelay
     reconciler: RunReconciler
 
+    def polling(self) -> bool:
+        return self.runs.is_running and self.targets.is_running
+
 
 @asynccontextmanager
 async def running_worker(
@@ -60,10 +73,12 @@ async def running_worker(
     seed: int = 0,
     resend_interval: float = 5.0,
     reconcile_interval: float = 60.0,
+    settings: Settings | None = None,
 ) -> AsyncIterator[RunningWorker]:
     """Workers polling `task_queue` (pipeline and stage runs) and its targets queue (target
     runs), with the simulated fleet unless a gateway is given. Both serve every activity: an
-    activity runs on the task queue of the workflow that schedules it.
+    activity runs on the task queue of the workflow that schedules it. `settings` gives the
+    concurrency and the targets queue (the defaults without).
 
     On entry the gateway resumes commands an earlier process left open and the relay resends
     signals it still owed, so a restarted worker picks up exactly where the last one stopped.
@@ -71,6 +86,7 @@ async def running_worker(
     reconciler ends, every `reconcile_interval` seconds, the runs whose workflow closed
     without ending them (control/reconciler.py).
     """
+    tuning = settings or Settings.model_construct()  # model_construct: the defaults, no env
     relay = CommandEventRelay(engine, client)
     fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
     activities = RunActivities(engine, fleet)
@@ -79,18 +95,19 @@ async def running_worker(
         task_queue=task_queue,
         workflows=RUN_WORKFLOWS,
         activities=activities.all(),
-        max_concurrent_activities=50,
-        max_concurrent_workflow_tasks=20,
+        max_concurrent_activities=tuning.worker_runs_max_activities,
+        max_concurrent_local_activities=tuning.worker_runs_max_local_activities,
+        max_concurrent_workflow_tasks=tuning.worker_runs_max_workflow_tasks,
         graceful_shutdown_timeout=_GRACE,
     )
     targets = Worker(
         client,
-        task_queue=names.targets_task_queue(task_queue),
+        task_queue=tuning.targets_task_queue or names.targets_task_queue(task_queue),
         workflows=TARGET_WORKFLOWS,
         activities=activities.all(),
-        max_concurrent_activities=200,
-        max_concurrent_local_activities=200,
-        max_concurrent_workflow_tasks=100,
+        max_concurrent_activities=tuning.worker_targets_max_activities,
+        max_concurrent_local_activities=tuning.worker_targets_max_local_activities,
+        max_concurrent_workflow_tasks=tuning.worker_targets_max_workflow_tasks,
         graceful_shutdown_timeout=_GRACE,
     )
     reconciler = RunReconciler(engine, client, fleet)
@@ -109,31 +126,75 @@ async def running_worker(
         await fleet.stop()
 
 
-async def serve(settings: Settings) -> None:
+def readiness_checks(engine: Engine, client: Client, running: RunningWorker) -> list[Check]:
+    """The store answers and is at the migrations' head, Temporal answers, both workers poll."""
+
+    async def store() -> None:
+        await asyncio.to_thread(ping, engine)
+
+    async def migrations() -> None:
+        await asyncio.to_thread(require_head, engine)  # raises saying what to run
+
+    async def temporal() -> None:
+        await check_temporal(client)
+
+    async def polling() -> None:
+        if not running.polling():
+            raise RuntimeError("the worker is not polling its task queues")
+
+    return [Check("store", store), Check("migrations", migrations), Check("temporal", temporal),
+            Check("worker", polling)]
+
+
+@asynccontextmanager
+async def metrics_endpoint(settings: Settings, engine: Engine, client: Client,
+                           running: RunningWorker, sdk_port: int) -> AsyncIterator[None]:
+    sampled = CollectorRegistry(auto_describe=False)
+    sampled.register(StoreSample(lambda: run_gauges(engine)))
+    endpoints = worker_endpoints(readiness_checks(engine, client, running), [sampled],
+                                 f"http://127.0.0.1:{sdk_port}/metrics")
+    await endpoints.start(settings.worker_metrics_host, settings.worker_metrics_port)
+    log.info("worker metrics, /healthz and /readyz on http://%s:%d", settings.worker_metrics_host,
+             endpoints.port)
+    try:
+        yield
+    finally:
+        await endpoints.close()
+
+
+async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
+    """The worker process until SIGINT/SIGTERM (or until `stop` is set, when given)."""
     engine = make_engine(settings.resolved_database_url())
     require_head(engine)  # the schema is `fleetpipe db upgrade`'s to change, never ours
+    sdk_port = free_loopback_port() if settings.worker_metrics_port else 0
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                  data_converter=DATA_CONVERTER)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    async with running_worker(client, engine, task_queue=settings.task_queue,
-                              seed=settings.sim_seed,
-                              resend_interval=settings.resend_interval_seconds,
-                              reconcile_interval=settings.reconcile_interval_seconds):
-        log.info("worker polling task queue %r at %s", settings.task_queue,
-                 settings.temporal_address)
+                                  data_converter=DATA_CONVERTER,
+                                  runtime=sdk_metrics_runtime(sdk_port) if sdk_port else None)
+    if stop is None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        running = await stack.enter_async_context(running_worker(
+            client, engine, task_queue=settings.task_queue, seed=settings.sim_seed,
+            resend_interval=settings.resend_interval_seconds,
+            reconcile_interval=settings.reconcile_interval_seconds, settings=settings))
+        if sdk_port:
+            await stack.enter_async_context(
+                metrics_endpoint(settings, engine, client, running, sdk_port))
+        log.info("worker polling task queues %r and %r at %s", settings.task_queue,
+                 running.targets.task_queue, settings.temporal_address)
         await stop.wait()
         log.info("shutting down")
     engine.dispose()
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    configure_logging(settings.log_format)
     try:
-        asyncio.run(serve(get_settings()))
+        asyncio.run(serve(settings))
     except StoreNotAtHead as exc:
         raise SystemExit(f"fleetpipe worker: {exc}") from None
 

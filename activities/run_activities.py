@@ -6,6 +6,7 @@ so Temporal may retry or replay them freely.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -41,10 +42,13 @@ from domain.commands import DeviceCommand
 from domain.gateway import DeviceGateway
 from domain.records import RetriedTarget, StagePlan
 from domain.statuses import RunKind, is_terminal
+from observability.logs import log_fields
+from observability.metrics import TARGETS_FINISHED, TARGETS_STARTED, record_gateway_error
 from store.executor import run_db
 from store.runs import commands, creation, retries, statuses, targets
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 def _at(epoch: float) -> datetime:
@@ -65,8 +69,13 @@ class RunActivities:
 
     @activity.defn(name=names.RECORD_STATUSES)
     async def record_statuses(self, request: RecordStatusesInput) -> RecordStatusesResult:
-        return RecordStatusesResult(await self._db(statuses.record_statuses, self._engine,
-                                                   request.changes))
+        recorded = await self._db(statuses.record_statuses, self._engine, request.changes)
+        for change, status in zip(request.changes, recorded, strict=True):
+            # Counted at least once: a replay after a crash may record an end again.
+            if (change.kind == RunKind.TARGET and status == change.status
+                    and is_terminal(RunKind.TARGET, status)):
+                TARGETS_FINISHED.labels(status=status, gateway=self._gateway.name).inc()
+        return RecordStatusesResult(recorded)
 
     @activity.defn(name=names.PREPARE_PIPELINE_RUN)
     async def prepare_pipeline_run(self, ref: PipelineRunRef) -> PreparedPipelineRun:
@@ -83,8 +92,13 @@ class RunActivities:
 
     @activity.defn(name=names.MATERIALIZE_TARGETS)
     async def materialize_targets(self, ref: StageRunRef) -> StagePlan:
-        return await self._db(targets.materialize_targets, self._engine,
-                              UUID(ref.stage_run_id))
+        with log_fields(stage_run_id=ref.stage_run_id):
+            plan = await self._db(targets.materialize_targets, self._engine,
+                                  UUID(ref.stage_run_id))
+            log.info("stage run targets %d device(s) x %d operation(s)%s", plan.device_count,
+                     len(plan.operation_ids),
+                     f"; invalid: {plan.invalid_reason}" if plan.invalid_reason else "")
+        return plan
 
     @activity.defn(name=names.NEXT_TARGET_PAGE)
     async def next_target_page(self, request: TargetPageInput) -> TargetPage:
@@ -94,10 +108,13 @@ class RunActivities:
 
     @activity.defn(name=names.CLOSE_PENDING_TARGETS)
     async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:
-        return ClosedCount(await self._db(
+        closed = await self._db(
             targets.close_pending_targets, self._engine, UUID(request.stage_run_id),
             request.status, request.reason, _at(request.at_epoch),
-            target_run_ids=request.target_run_ids))
+            target_run_ids=request.target_run_ids)
+        if closed:
+            TARGETS_FINISHED.labels(status=request.status, gateway=self._gateway.name).inc(closed)
+        return ClosedCount(closed)
 
     @activity.defn(name=names.ADD_TARGET_DEVICE)
     async def add_target_device(self, request: AddDeviceInput) -> AddedDevice:
@@ -141,21 +158,44 @@ class RunActivities:
         if is_terminal(RunKind.TARGET, plan.target_status):
             return DispatchResult(plan.command_id, plan.target_status, sent=False,
                                   command_status=plan.command_status)
-        if not plan.already_sent:
-            await self._gateway.send(DeviceCommand(
-                command_id=plan.command_id, target_run_id=request.target_run_id,
-                enterprise_id="", device_id=plan.device_id, operation_type=plan.operation_type,
-                args=plan.args, device_attributes=plan.device_attributes,
-            ))
-        status = await self._db(commands.mark_dispatched, self._engine, target_run_id,
-                                UUID(plan.command_id), at)
+        with log_fields(pipeline_run_id=plan.pipeline_run_id, stage_run_id=plan.stage_run_id,
+                        target_run_id=request.target_run_id, command_id=plan.command_id):
+            if not plan.already_sent:
+                await self._send(DeviceCommand(
+                    command_id=plan.command_id, target_run_id=request.target_run_id,
+                    enterprise_id="", device_id=plan.device_id,
+                    operation_type=plan.operation_type, args=plan.args,
+                    device_attributes=plan.device_attributes,
+                ))
+            status = await self._db(commands.mark_dispatched, self._engine, target_run_id,
+                                    UUID(plan.command_id), at)
         return DispatchResult(plan.command_id, status, sent=not plan.already_sent)
+
+    async def _send(self, command: DeviceCommand) -> None:
+        gateway = self._gateway.name
+        try:
+            await self._gateway.send(command)
+        except Exception as err:
+            record_gateway_error(gateway, "send", err)
+            log.warning("gateway %s did not take command %s (%s: %s); the activity retries",
+                        gateway, command.command_id, type(err).__name__, err)
+            raise
+        TARGETS_STARTED.labels(gateway=gateway).inc()
+        log.debug("command %s (%s) sent to gateway %s", command.command_id,
+                  command.operation_type, gateway)
 
     @activity.defn(name=names.CANCEL_COMMAND)
     async def cancel_command(self, request: CancelCommandInput) -> None:
         await self._db(commands.mark_command_cancel_requested, self._engine,
                        UUID(request.command_id), _at(request.at_epoch))
-        await self._gateway.cancel(request.command_id)
+        with log_fields(command_id=request.command_id):
+            try:
+                await self._gateway.cancel(request.command_id)
+            except Exception as err:
+                record_gateway_error(self._gateway.name, "cancel", err)
+                log.warning("gateway %s could not cancel command %s (%s: %s)",
+                            self._gateway.name, request.command_id, type(err).__name__, err)
+                raise
 
     def all(self) -> list[Callable[..., Any]]:
         return [

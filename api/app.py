@@ -21,6 +21,7 @@ from temporalio.client import Client
 
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
+from api.health import install_health
 from api.input_guard import InputGuardMiddleware
 from api.key_cache import KeyCache
 from api.middleware import (
@@ -29,6 +30,7 @@ from api.middleware import (
     CatchAllMiddleware,
     PathAliasMiddleware,
 )
+from api.observe import RequestObservability, RouteCapture
 from api.routers import (
     commands,
     device_groups,
@@ -43,6 +45,7 @@ from api.routers import (
 )
 from control.connection import TemporalConnection
 from control.service import RunControl
+from observability.logs import configure_logging
 from settings import Settings, get_settings
 from store.db import make_engine
 from store.migrations import require_head
@@ -143,6 +146,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = app.state.engine is None
         if owned:
+            configure_logging(settings.log_format)  # the served process, not an embedding test
             app.state.engine = make_engine(settings.resolved_database_url())
             # A store that `fleetpipe db upgrade` has not taken to head is refused.
             require_head(app.state.engine)
@@ -175,13 +179,16 @@ def create_app(
     app.state.key_cache = KeyCache()
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
+    install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
-    # Last added runs first: aliases, then the size limit, the input guard, and the catch-all
-    # around the app.
+    # Last added runs first: request id and metrics, aliases, then the size limit, the input
+    # guard, the catch-all, then the route capture around the app.
+    app.add_middleware(RouteCapture)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(PathAliasMiddleware)
+    app.add_middleware(RequestObservability)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app
 

@@ -74,13 +74,15 @@ def run_dev(settings: Settings, ui_port: int | None = None) -> int:
 def _start(
     settings: Settings, ends: Endpoints, supervisor: Supervisor, stop: threading.Event
 ) -> None:
-    require_free(
-        {
-            "Temporal": (ends.temporal_host, ends.temporal_port, "FLEETPIPE_TEMPORAL_ADDRESS"),
-            "Temporal Web UI": (ends.temporal_host, ends.ui_port, "--ui-port"),
-            "API": (settings.api_host, settings.api_port, "FLEETPIPE_API_PORT"),
-        }
-    )
+    ports = {
+        "Temporal": (ends.temporal_host, ends.temporal_port, "FLEETPIPE_TEMPORAL_ADDRESS"),
+        "Temporal Web UI": (ends.temporal_host, ends.ui_port, "--ui-port"),
+        "API": (settings.api_host, settings.api_port, "FLEETPIPE_API_PORT"),
+    }
+    if settings.worker_metrics_port:
+        ports["worker metrics"] = (settings.worker_metrics_host, settings.worker_metrics_port,
+                                   "FLEETPIPE_WORKER_METRICS_PORT")
+    require_free(ports)
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dev_stack.child_env(settings, os.environ)
@@ -111,7 +113,7 @@ def _start(
 
     typer.echo("starting the worker and the API …")
     supervisor.start("worker", dev_stack.worker_command(), env=env)
-    supervisor.start("api", dev_stack.api_command(settings), env=env)
+    supervisor.start("api", dev_stack.api_command(), env=env)
     api_docs = f"http://{settings.api_host}:{settings.api_port}/openapi.json"
     _wait_for(
         "the API", lambda: dev_stack.http_answers(api_docs), API_START_TIMEOUT, supervisor, stop

@@ -75,20 +75,9 @@ def worker_command() -> list[str]:
     return [sys.executable, str(_module_file("worker"))]
 
 
-def api_command(settings: Settings) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "api.app:app",
-        "--host",
-        settings.api_host,
-        "--port",
-        str(settings.api_port),
-        # An open event stream must not hold Ctrl-C up for long.
-        "--timeout-graceful-shutdown",
-        "5",
-    ]
+def api_command() -> list[str]:
+    """The API, on FLEETPIPE_API_HOST:FLEETPIPE_API_PORT of its environment (child_env)."""
+    return [sys.executable, "-m", "api.serve"]
 
 
 def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
@@ -96,6 +85,7 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     env = dict(base)
     env["FLEETPIPE_DATA_DIR"] = str(settings.data_dir.resolve())
     env["FLEETPIPE_DATABASE_URL"] = settings.resolved_database_url()
+    env["FLEETPIPE_API_HOST"], env["FLEETPIPE_API_PORT"] = settings.api_host, str(settings.api_port)
     env["PYTHONUNBUFFERED"] = "1"  # their logs show up as they happen
     return env
 

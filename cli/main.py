@@ -102,7 +102,7 @@ def worker(
 @app.command()
 def api() -> None:
     """Run the REST API (uvicorn) on FLEETPIPE_API_HOST:FLEETPIPE_API_PORT."""
-    _exec(dev_stack.api_command(get_settings()))
+    _exec(dev_stack.api_command())
 
 
 def _exec(argv: list[str]) -> None:

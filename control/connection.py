@@ -4,6 +4,7 @@ needs no run, such as the API's definitions endpoints, works while Temporal is s
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio.client import Client
 
@@ -34,3 +35,12 @@ class TemporalConnection:
                         f"Temporal is not reachable at {self._settings.temporal_address}: "
                         "runs cannot be started or changed right now") from exc
         return self._client
+
+    async def check(self) -> None:
+        """Raises unless Temporal is reachable and answers its health check (readiness)."""
+        await check_temporal(await self.get())
+
+
+async def check_temporal(client: Client, timeout_s: float = 2.0) -> None:
+    if not await client.service_client.check_health(timeout=timedelta(seconds=timeout_s)):
+        raise RunsUnavailable("Temporal answered its health check as not serving")

@@ -16,6 +16,9 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.commands import CommandEvent
 from domain.ids import target_run_workflow_id
+from domain.statuses import RunKind, is_terminal
+from observability.logs import log_fields
+from observability.metrics import COMMAND_LATENCY
 from store.executor import run_db
 from store.runs.events import (
     RecordedEvents,
@@ -49,10 +52,13 @@ class CommandEventRelay:
         the signal for a reason other than a missing workflow: the events are kept either way,
         and the signal is owed until a later delivery or `resend_pending` gets it through.
         """
-        recorded = await run_db(
-            self._engine, record_command_events, self._engine, command_id, list(events)
-        )
-        await self._signal(recorded.signal)
+        with log_fields(command_id=str(command_id)):
+            recorded = await run_db(
+                self._engine, record_command_events, self._engine, command_id, list(events)
+            )
+            _observe_latency(recorded)
+            with log_fields(target_run_id=recorded.target_run_id):
+                await self._signal(recorded.signal)
         return recorded
 
     async def resend_pending(self) -> int:
@@ -105,3 +111,13 @@ class CommandEventRelay:
             log.info("no open workflow %s for %d command event(s); kept in the store only",
                      workflow_id, len(batch.events))
         await run_db(self._engine, mark_signalled, self._engine, batch.outbox_ids)
+
+
+def _observe_latency(recorded: RecordedEvents) -> None:
+    """Dispatch to final status, once: only the call that applied the final event observes."""
+    final = [event for event in recorded.applied if is_terminal(RunKind.COMMAND, event.status)]
+    if not final or recorded.sent_at is None:
+        return
+    seconds = max(0.0, final[-1].at_epoch - recorded.sent_at.timestamp())  # both UTC
+    COMMAND_LATENCY.labels(status=final[-1].status, gateway=recorded.gateway or "unknown"
+                           ).observe(seconds)

@@ -146,7 +146,9 @@ class RunControl:
                 await self._temporal.get(), self._engine, enterprise_id=enterprise_id,
                 pipeline_id=pipeline_id, task_queue=settings.task_queue,
                 search_attributes=settings.search_attributes,
-                stage_window=settings.stage_window, trigger_type="manual", trigger_source="api")
+                stage_window=settings.stage_window,
+                targets_task_queue=settings.targets_task_queue, trigger_type="manual",
+                trigger_source="api")
         except PipelineNotFound:
             raise NotFound("pipeline", pipeline_id) from None
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import shutil
 import sys
@@ -17,6 +19,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey
 from temporalio.testing import WorkflowEnvironment
 
+from observability.logs import make_handler
 from store.db import make_engine
 from store.migrations import upgrade
 from tests.builders import Rows
@@ -149,3 +152,17 @@ def rows(engine: Engine) -> Rows:
 @pytest.fixture
 def sqlite_rows(sqlite_engine: Engine) -> Rows:
     return Rows(sqlite_engine)
+
+
+@pytest.fixture
+def every_line() -> Iterator[io.StringIO]:
+    """Everything any logger writes, at DEBUG, as JSON lines."""
+    stream = io.StringIO()
+    handler = make_handler("json", stream)
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(level)

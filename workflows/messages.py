@@ -19,6 +19,7 @@ class PipelineRunInput:
     search_attributes: bool = True
     stage_window: int = 200  # in-flight target runs per stage run (<= 500: docs/scale.md)
     stage_history_budget: int = 4_000
+    targets_task_queue: str = ""  # empty: names.targets_task_queue of the run's own queue
 
 
 @dataclass
@@ -127,6 +128,7 @@ class StageRunInput:
     paused: bool = False
     carry: StageCarry | None = None
     history_budget: int = 4_000  # events before continue-as-new (10,240 is Temporal's warning)
+    targets_task_queue: str = ""  # empty: names.targets_task_queue of the stage's own queue
 
 
 @dataclass

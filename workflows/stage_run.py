@@ -300,7 +300,8 @@ class StageRunWorkflow:
                     stage_run_id=request.stage_run_id, pipeline_run_id=request.pipeline_run_id,
                     enterprise_id=request.enterprise_id, timeout_seconds=request.timeout_seconds,
                     rollout=request.rollout, window=request.window, carry=c,
-                    history_budget=request.history_budget))
+                    history_budget=request.history_budget,
+                    targets_task_queue=request.targets_task_queue))
             wake_at = await self._fill_window()
             self._describe()
             await self._wait(wake_at)
@@ -415,7 +416,8 @@ class StageRunWorkflow:
                     retries=rollout.retries_allowed(self._rollout),
                 ),
                 id=target_run_workflow_id(target_id),
-                task_queue=names.targets_task_queue(workflow.info().task_queue),
+                task_queue=(self._in.targets_task_queue
+                            or names.targets_task_queue(workflow.info().task_queue)),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=f"device {device_id}, operation {op_index + 1}"
                 + (f" (sent again: retry {generation})" if generation else ""),

@@ -158,6 +158,8 @@ class CommandPlan:
     # An ended target run's command and its last status, if it had one: a workflow whose task
     # was lost after it recorded the end learns here what it ended with.
     command_status: str | None = None
+    stage_run_id: str = ""  # for the logs of whoever sends it
+    pipeline_run_id: str = ""
 
 
 def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: str,
@@ -195,6 +197,7 @@ def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: 
             operation_type=operation.operation_type, args=dict(operation.args or {}),
             device_attributes=dict(device.attributes or {}) if device else {},
             already_sent=command.sent_at is not None, target_status=status,
+            stage_run_id=str(target.stage_run_id), pipeline_run_id=str(target.pipeline_run_id),
         )
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -62,6 +63,8 @@ class RecordedEvents:
     status: str  # the command's status after these events
     applied: list[CommandEvent]  # this call's events that changed the command
     signal: SignalBatch  # what to signal now: these plus any earlier unsent ones
+    gateway: str = ""  # the gateway the command went through
+    sent_at: datetime | None = None  # when it was dispatched (None: not yet)
 
 
 def _lock_command(session: Session, command_id: UUID) -> Command | None:
@@ -130,7 +133,8 @@ def record_command_events(
         pending = _pending(session, [_OUTBOX.c.command_id == cid])
         signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
         return RecordedEvents(target_run_id=str(command.target_run_id), status=status,
-                              applied=[message for _, message in applied], signal=signal)
+                              applied=[message for _, message in applied], signal=signal,
+                              gateway=command.gateway, sent_at=command.sent_at)
 
 
 def _pending(session: Session, where: list[Any], limit: int | None = None) -> list[SignalBatch]:
