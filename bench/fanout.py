@@ -9,8 +9,10 @@ headless, the product's search attributes registered, free ports):
     whose N leaves each run one no-op activity, with its worker in a process of its own
     (`bench/baseline.py`, the product worker's concurrency limits); baseline_tps = N / wall.
 (b) product: a single-stage pipeline of N simulated devices (one INSTALL, devices answer at
-    once) written to a fresh SQLite store, the real worker (`python worker.py`) and the real API
-    (`uvicorn api.app:app`) as separate processes; the run is started with
+    once) written to a fresh store (an SQLite file, or with `--database postgresql://...` a
+    schema of its own in PostgreSQL, dropped afterwards; built by the migrations), the real
+    worker (`python worker.py`, `--workers K` processes of it on the same task queues) and the
+    real API (`uvicorn api.app:app`) as separate processes; the run is started with
     `POST /api/pipelines/v0/pipelines/{id}/runs`; product_tps = N / (start request -> the
     pipeline run's workflow returned `success`, confirmed through the API). Meanwhile it polls
     `GET /stageruns/{id}/targetruns?status=running&limit=100` every 0.2 s (api_p99_ms), samples
@@ -57,6 +59,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowExecutionStatus  # noqa: E402
 
 from bench import baseline  # noqa: E402
+from bench.databases import describe, fresh_store  # noqa: E402
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id  # noqa: E402
 from store.db import make_engine, transaction  # noqa: E402
 from store.definitions.devices import Device  # noqa: E402
@@ -461,9 +464,8 @@ class PendingSampler:
 
 
 async def run_product(client: Client, procs: Processes, work: Path, address: str, n: int,
-                      timeout: float, window: int, profile: bool,
+                      timeout: float, window: int, profile: bool, db_url: str,
                       variant: str = "product", workers: int = 1) -> Product:
-    db_url = f"sqlite:///{work / 'fleetpipe.db'}"
     began_seed = time.monotonic()
     key, pipeline_id, _stage_id = await asyncio.to_thread(seed_store, db_url, n)
     log(f"(b) store seeded with {n} devices in {time.monotonic() - began_seed:.1f} s")
@@ -610,6 +612,12 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
             procs.stop(spy)
 
 
+def stop_store_users(procs: Processes) -> None:
+    """Stop the product's workers and APIs (everything but the Temporal server)."""
+    for name in [p for p in procs.procs if p.startswith(("worker", "api"))]:
+        procs.stop(name)
+
+
 # ---- histories -------------------------------------------------------------------------------
 @dataclass
 class Histories:
@@ -720,6 +728,7 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
     log(f"Temporal dev server up at {address} (db {work / 'temporal.db'})")
     timeout = args.timeout or max(300.0, n / 4)
     figures: dict[str, Any] = {"targets": n, "window": args.window,
+                               "database": describe(args.database),
                                "worker_variant": args.worker_variant,
                                "workers": args.workers, **source_version()}
     dirty = figures["source_dirty"]
@@ -729,8 +738,12 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
         base = Phase(tps=float("nan"))
     else:
         base = await run_baseline(client, procs, work, address, n, timeout)
-    prod = await run_product(client, procs, work, address, n, timeout, args.window,
-                             args.profile, args.worker_variant, args.workers)
+    with fresh_store(args.database, work) as db_url:
+        try:
+            prod = await run_product(client, procs, work, address, n, timeout, args.window,
+                                     args.profile, db_url, args.worker_variant, args.workers)
+        finally:  # the store's users stop before a PostgreSQL schema is dropped
+            stop_store_users(procs)
     hist = await read_histories(client, prod.run_id, prod.stage_run_id, n)
     product_types = (names.PIPELINE_RUN_WORKFLOW, names.STAGE_RUN_WORKFLOW,
                      names.TARGET_RUN_WORKFLOW)
@@ -798,6 +811,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="product worker processes on the task queue (default 1); "
                         "worker_rss_mb is the peak of any one of them")
+    parser.add_argument("--database", default="",
+                        help="the store for (b): default a fresh SQLite file; a PostgreSQL URL "
+                        "(postgresql://postgres@127.0.0.1:5432/test) runs it in a fresh schema "
+                        "of its own, dropped afterwards")
     parser.add_argument("--skip-baseline", action="store_true", help="only run (b)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker and the API during (b) (needs py-spy in the "
@@ -826,7 +843,8 @@ def main() -> int:
             args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
         print(json.dumps({k: v for k, v in figures.items()
                           if not isinstance(v, (dict, list))}, default=str))
-        print(f"ratio={figures['ratio']:.2f} product_tps={figures['product_tps']:.1f} "
+        print(f"database={figures['database']} workers={figures['workers']} "
+              f"ratio={figures['ratio']:.2f} product_tps={figures['product_tps']:.1f} "
               f"baseline_tps={figures['baseline_tps']:.1f} max_pending={figures['max_pending']} "
               f"max_history={figures['max_history']} "
               f"worker_rss_mb={figures['worker_rss_mb']:.0f} "
