@@ -298,6 +298,27 @@ async def wait_for_log(procs: Processes, name: str, needle: str, timeout: float)
     raise TimeoutError(f"{name} did not log {needle!r} within {timeout:.0f} s")
 
 
+async def wait_for_api(http: httpx.AsyncClient, procs: Processes, name: str, api_url: str,
+                       headers: dict[str, str], timeout: float) -> None:
+    """Until the API process `name` answers an authenticated list with 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        procs.check_alive(name)
+        try:
+            if (await http.get(f"{api_url}/runs", headers=headers)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not answer within {timeout:.0f} s")
+        await asyncio.sleep(0.3)
+
+
+def api_argv(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
+            str(port), "--log-level", "warning"]
+
+
 # ---- (a) baseline --------------------------------------------------------------------------
 @dataclass
 class Phase:
@@ -357,8 +378,10 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def seed_store(db_url: str, n: int) -> tuple[str, str, str]:
-    """(api key, pipeline id, stage id): one automatic stage, N fresh devices, one INSTALL."""
+def seed_store(db_url: str, n: int,
+               attributes: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """(api key, pipeline id, stage id): one automatic stage, N fresh devices (each with these
+    attributes: the simulated fleet's behaviour), one INSTALL."""
     engine = make_engine(db_url)
     upgrade(engine)
     enterprise = ensure_enterprise(engine, "bench")
@@ -383,7 +406,8 @@ def seed_store(db_url: str, n: int) -> tuple[str, str, str]:
             chunk = ids[start:start + 2000]
             session.execute(insert(Device.__table__), [  # type: ignore[attr-defined]
                 {"id": d, "enterprise_id": enterprise.id, "name": f"dev-{start + i:06d}",
-                 "alias": f"d{start + i}", "attributes": {}, "created_at": now,
+                 "alias": f"d{start + i}", "attributes": dict(attributes or {}),
+                 "created_at": now,
                  "updated_at": now} for i, d in enumerate(chunk)])
             session.execute(insert(TargetListDevice.__table__), [  # type: ignore[attr-defined]
                 {"id": uuid.uuid4(), "target_list_id": target_list.id, "device_id": d,
@@ -485,9 +509,7 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
     worker_pids = [worker.pid] + [p.pid for p in extra]
     rss = RssSampler(worker_pids)
     rss.start()
-    api = procs.start("api", [sys.executable, "-m", "uvicorn", "api.app:app", "--host",
-                              "127.0.0.1", "--port", str(api_port), "--log-level", "warning"],
-                      work / "api.log", env=env)
+    api = procs.start("api", api_argv(api_port), work / "api.log", env=env)
     spies: list[str] = []
     api_url = f"http://127.0.0.1:{api_port}{BASE}"
     headers = {"Authorization": f"Token {key}"}
@@ -499,17 +521,7 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
         for name in ["worker"] + [f"worker-{i}" for i in range(2, workers + 1)]:
             await wait_for_log(procs, name, "worker polling task queue", 60)
         async with httpx.AsyncClient(timeout=30.0) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                procs.check_alive("api")
-                try:
-                    if (await http.get(f"{api_url}/runs", headers=headers)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the API did not answer within 60 s")
-                await asyncio.sleep(0.3)
+            await wait_for_api(http, procs, "api", api_url, headers, 60)
             log(f"(b) worker and API up (API on {api_port}); starting the run through HTTP")
             if profile:
                 for name, pid in (("worker", worker.pid), ("api", api.pid)):
