@@ -9,8 +9,10 @@ headless, the product's search attributes registered, free ports):
     whose N leaves each run one no-op activity, with its worker in a process of its own
     (`bench/baseline.py`, the product worker's concurrency limits); baseline_tps = N / wall.
 (b) product: a single-stage pipeline of N simulated devices (one INSTALL, devices answer at
-    once) written to a fresh SQLite store, the real worker (`python worker.py`) and the real API
-    (`uvicorn api.app:app`) as separate processes; the run is started with
+    once) written to a fresh store (an SQLite file, or with `--database postgresql://...` a
+    schema of its own in PostgreSQL, dropped afterwards; built by the migrations), the real
+    worker (`python worker.py`, `--workers K` processes of it on the same task queues) and the
+    real API (`uvicorn api.app:app`) as separate processes; the run is started with
     `POST /api/pipelines/v0/pipelines/{id}/runs`; product_tps = N / (start request -> the
     pipeline run's workflow returned `success`, confirmed through the API). Meanwhile it polls
     `GET /stageruns/{id}/targetruns?status=running&limit=100` every 0.2 s (api_p99_ms), samples
@@ -57,6 +59,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowExecutionStatus  # noqa: E402
 
 from bench import baseline  # noqa: E402
+from bench.databases import describe, fresh_store  # noqa: E402
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id  # noqa: E402
 from store.db import make_engine, transaction  # noqa: E402
 from store.definitions.devices import Device  # noqa: E402
@@ -295,6 +298,27 @@ async def wait_for_log(procs: Processes, name: str, needle: str, timeout: float)
     raise TimeoutError(f"{name} did not log {needle!r} within {timeout:.0f} s")
 
 
+async def wait_for_api(http: httpx.AsyncClient, procs: Processes, name: str, api_url: str,
+                       headers: dict[str, str], timeout: float) -> None:
+    """Until the API process `name` answers an authenticated list with 200."""
+    deadline = time.monotonic() + timeout
+    while True:
+        procs.check_alive(name)
+        try:
+            if (await http.get(f"{api_url}/runs", headers=headers)).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{name} did not answer within {timeout:.0f} s")
+        await asyncio.sleep(0.3)
+
+
+def api_argv(port: int) -> list[str]:
+    return [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1", "--port",
+            str(port), "--log-level", "warning"]
+
+
 # ---- (a) baseline --------------------------------------------------------------------------
 @dataclass
 class Phase:
@@ -354,8 +378,10 @@ def child_env(extra: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def seed_store(db_url: str, n: int) -> tuple[str, str, str]:
-    """(api key, pipeline id, stage id): one automatic stage, N fresh devices, one INSTALL."""
+def seed_store(db_url: str, n: int,
+               attributes: dict[str, str] | None = None) -> tuple[str, str, str]:
+    """(api key, pipeline id, stage id): one automatic stage, N fresh devices (each with these
+    attributes: the simulated fleet's behaviour), one INSTALL."""
     engine = make_engine(db_url)
     upgrade(engine)
     enterprise = ensure_enterprise(engine, "bench")
@@ -380,7 +406,8 @@ def seed_store(db_url: str, n: int) -> tuple[str, str, str]:
             chunk = ids[start:start + 2000]
             session.execute(insert(Device.__table__), [  # type: ignore[attr-defined]
                 {"id": d, "enterprise_id": enterprise.id, "name": f"dev-{start + i:06d}",
-                 "alias": f"d{start + i}", "attributes": {}, "created_at": now,
+                 "alias": f"d{start + i}", "attributes": dict(attributes or {}),
+                 "created_at": now,
                  "updated_at": now} for i, d in enumerate(chunk)])
             session.execute(insert(TargetListDevice.__table__), [  # type: ignore[attr-defined]
                 {"id": uuid.uuid4(), "target_list_id": target_list.id, "device_id": d,
@@ -461,9 +488,8 @@ class PendingSampler:
 
 
 async def run_product(client: Client, procs: Processes, work: Path, address: str, n: int,
-                      timeout: float, window: int, profile: bool,
+                      timeout: float, window: int, profile: bool, db_url: str,
                       variant: str = "product", workers: int = 1) -> Product:
-    db_url = f"sqlite:///{work / 'fleetpipe.db'}"
     began_seed = time.monotonic()
     key, pipeline_id, _stage_id = await asyncio.to_thread(seed_store, db_url, n)
     log(f"(b) store seeded with {n} devices in {time.monotonic() - began_seed:.1f} s")
@@ -483,9 +509,7 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
     worker_pids = [worker.pid] + [p.pid for p in extra]
     rss = RssSampler(worker_pids)
     rss.start()
-    api = procs.start("api", [sys.executable, "-m", "uvicorn", "api.app:app", "--host",
-                              "127.0.0.1", "--port", str(api_port), "--log-level", "warning"],
-                      work / "api.log", env=env)
+    api = procs.start("api", api_argv(api_port), work / "api.log", env=env)
     spies: list[str] = []
     api_url = f"http://127.0.0.1:{api_port}{BASE}"
     headers = {"Authorization": f"Token {key}"}
@@ -497,17 +521,7 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
         for name in ["worker"] + [f"worker-{i}" for i in range(2, workers + 1)]:
             await wait_for_log(procs, name, "worker polling task queue", 60)
         async with httpx.AsyncClient(timeout=30.0) as http:
-            deadline = time.monotonic() + 60
-            while True:
-                procs.check_alive("api")
-                try:
-                    if (await http.get(f"{api_url}/runs", headers=headers)).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError("the API did not answer within 60 s")
-                await asyncio.sleep(0.3)
+            await wait_for_api(http, procs, "api", api_url, headers, 60)
             log(f"(b) worker and API up (API on {api_port}); starting the run through HTTP")
             if profile:
                 for name, pid in (("worker", worker.pid), ("api", api.pid)):
@@ -608,6 +622,12 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
                 except subprocess.TimeoutExpired:
                     pass
             procs.stop(spy)
+
+
+def stop_store_users(procs: Processes) -> None:
+    """Stop the product's workers and APIs (everything but the Temporal server)."""
+    for name in [p for p in procs.procs if p.startswith(("worker", "api"))]:
+        procs.stop(name)
 
 
 # ---- histories -------------------------------------------------------------------------------
@@ -720,6 +740,7 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
     log(f"Temporal dev server up at {address} (db {work / 'temporal.db'})")
     timeout = args.timeout or max(300.0, n / 4)
     figures: dict[str, Any] = {"targets": n, "window": args.window,
+                               "database": describe(args.database),
                                "worker_variant": args.worker_variant,
                                "workers": args.workers, **source_version()}
     dirty = figures["source_dirty"]
@@ -729,8 +750,12 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
         base = Phase(tps=float("nan"))
     else:
         base = await run_baseline(client, procs, work, address, n, timeout)
-    prod = await run_product(client, procs, work, address, n, timeout, args.window,
-                             args.profile, args.worker_variant, args.workers)
+    with fresh_store(args.database, work) as db_url:
+        try:
+            prod = await run_product(client, procs, work, address, n, timeout, args.window,
+                                     args.profile, db_url, args.worker_variant, args.workers)
+        finally:  # the store's users stop before a PostgreSQL schema is dropped
+            stop_store_users(procs)
     hist = await read_histories(client, prod.run_id, prod.stage_run_id, n)
     product_types = (names.PIPELINE_RUN_WORKFLOW, names.STAGE_RUN_WORKFLOW,
                      names.TARGET_RUN_WORKFLOW)
@@ -798,6 +823,10 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1,
                         help="product worker processes on the task queue (default 1); "
                         "worker_rss_mb is the peak of any one of them")
+    parser.add_argument("--database", default="",
+                        help="the store for (b): default a fresh SQLite file; a PostgreSQL URL "
+                        "(postgresql://postgres@127.0.0.1:5432/test) runs it in a fresh schema "
+                        "of its own, dropped afterwards")
     parser.add_argument("--skip-baseline", action="store_true", help="only run (b)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker and the API during (b) (needs py-spy in the "
@@ -826,7 +855,8 @@ def main() -> int:
             args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
         print(json.dumps({k: v for k, v in figures.items()
                           if not isinstance(v, (dict, list))}, default=str))
-        print(f"ratio={figures['ratio']:.2f} product_tps={figures['product_tps']:.1f} "
+        print(f"database={figures['database']} workers={figures['workers']} "
+              f"ratio={figures['ratio']:.2f} product_tps={figures['product_tps']:.1f} "
               f"baseline_tps={figures['baseline_tps']:.1f} max_pending={figures['max_pending']} "
               f"max_history={figures['max_history']} "
               f"worker_rss_mb={figures['worker_rss_mb']:.0f} "
