@@ -62,7 +62,7 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
     assert long_running == {"postgres", "temporal", "temporal-ui", "api", "worker"}
     assert all("healthcheck" in services[name] for name in long_running)
     assert "/readyz" in " ".join(services["api"]["healthcheck"]["test"])
-    assert services["worker"]["healthcheck"]["test"] == ["CMD", "fleetpipe", "worker", "--check"]
+    assert ":9464/readyz" in " ".join(services["worker"]["healthcheck"]["test"])
 
 
 def test_the_migrations_run_once_before_the_api_and_the_workers() -> None:
