@@ -14,15 +14,18 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.run_activities import RunActivities
 from control.relay import CommandEventRelay
+from devices.choice import GatewayRefused, configure_gateway
+from devices.mqtt.gateway import BrokerUnreachable
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
-from settings import Settings, get_settings
+from settings import Settings, get_settings, settings_problem
 from store.db import make_engine
 from store.migrations import StoreNotAtHead, require_head
 from workflows import names
@@ -96,18 +99,19 @@ async def running_worker(
 
 
 async def serve(settings: Settings) -> None:
+    build_gateway = configure_gateway(settings)  # a gateway it cannot run refuses first
     engine = make_engine(settings.resolved_database_url())
     require_head(engine)  # the schema is `fleetpipe db upgrade`'s to change, never ours
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                   data_converter=DATA_CONVERTER)
+    gateway = build_gateway(engine, CommandEventRelay(engine, client))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    async with running_worker(client, engine, task_queue=settings.task_queue,
-                              seed=settings.sim_seed):
-        log.info("worker polling task queue %r at %s", settings.task_queue,
-                 settings.temporal_address)
+    async with running_worker(client, engine, task_queue=settings.task_queue, gateway=gateway):
+        log.info("worker polling task queue %r at %s, sending commands through the %s gateway",
+                 settings.task_queue, settings.temporal_address, gateway.name)
         await stop.wait()
         log.info("shutting down")
     engine.dispose()
@@ -118,7 +122,9 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
         asyncio.run(serve(get_settings()))
-    except StoreNotAtHead as exc:
+    except ValidationError as exc:
+        raise SystemExit(f"fleetpipe worker: {settings_problem(exc)}") from None
+    except (StoreNotAtHead, GatewayRefused, BrokerUnreachable) as exc:
         raise SystemExit(f"fleetpipe worker: {exc}") from None
 
 
