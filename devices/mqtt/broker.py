@@ -28,7 +28,8 @@ class BrokerAddress:
             parts = urlsplit(url.strip())
             port = parts.port
         except ValueError as exc:
-            raise BrokerAddressError(f"FLEETPIPE_MQTT_URL {url!r}: {exc}; expected {shape}")
+            raise BrokerAddressError(
+                f"FLEETPIPE_MQTT_URL {url!r}: {exc}; expected {shape}") from None
         if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
             raise BrokerAddressError(f"FLEETPIPE_MQTT_URL {url!r} is not {shape}")
         return cls(host=parts.hostname, port=port or _DEFAULT_PORTS[parts.scheme],

@@ -231,7 +231,8 @@ class MqttJobsGateway:
 
     async def _handle(self, request: Request, body: dict[str, Any],
                       now: float) -> tuple[dict[str, Any], store.Change | None]:
-        thing, answer = request.thing, {"timestamp": int(now)}
+        thing = request.thing
+        answer: dict[str, Any] = {"timestamp": int(now)}
         if request.operation == GET:
             pending = await self._db(store.pending_executions, self._engine, thing)
             return pending_payload(pending, now), None

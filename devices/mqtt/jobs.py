@@ -65,9 +65,12 @@ def job_document(operation_type: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 def command_event_fields(execution: Execution) -> tuple[str, str, dict[str, Any]]:
-    """(command status, reason, output) for an execution's status; statusDetails is the
-    command's output, and a device's `reason` detail, when given, is the failure's reason."""
+    """(command status, reason, output) for an execution's status. The final statusDetails
+    is the command's output (only the end carries it: the store merges outputs, and progress
+    details are not the result); a device's `reason` detail, when given, is the reason."""
     status = COMMAND_STATUS[execution.status]
+    if execution.pending:
+        return status, "", {}
     reason = ""
     if execution.status in REASONS:
         reason = str(execution.status_details.get("reason") or REASONS[execution.status])
