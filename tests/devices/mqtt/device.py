@@ -26,6 +26,7 @@ class JobsDevice:
         self.notices: asyncio.Queue[iotjobs.NextJobExecutionChangedEvent] = asyncio.Queue()
         self.changes: asyncio.Queue[iotjobs.JobExecutionsChangedEvent] = asyncio.Queue()
         self.answers: list[Answer] = []  # every answer received, in order
+        self.resumed = 0  # reconnects the SDK made by itself
         self._connection: mqtt.Connection | None = None
         self.jobs: iotjobs.IotJobsClient | None = None
 
@@ -39,7 +40,8 @@ class JobsDevice:
         self._connection = mqtt.Connection(
             mqtt.Client(bootstrap), host_name=self._host, port=self._port,
             client_id=f"{self.thing}-{uuid.uuid4().hex[:6]}", clean_session=True,
-            keep_alive_secs=30, reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=2)
+            keep_alive_secs=30, reconnect_min_timeout_secs=1, reconnect_max_timeout_secs=2,
+            on_connection_resumed=self._on_resumed)
         self._connection.connect().result(15)
         jobs = iotjobs.IotJobsClient(self._connection)
         thing = self.thing
@@ -77,6 +79,13 @@ class JobsDevice:
             await asyncio.to_thread(lambda: connection.disconnect().result(15))
 
     # ---- SDK callbacks (its threads) -----------------------------------------------------
+    def _on_resumed(self, connection: mqtt.Connection, return_code: Any,
+                    session_present: bool, **kwargs: Any) -> None:
+        # As the SDK's samples do: a clean session lost its subscriptions with the broker.
+        self.resumed += 1
+        if not session_present:
+            connection.resubscribe_existing_topics()
+
     def _on_answer(self, answer: Answer) -> None:
         self._loop.call_soon_threadsafe(self._resolve, answer)
 
@@ -120,14 +129,14 @@ class JobsDevice:
                                    include_job_document=True))
 
     async def update(self, job_id: str, status: str, details: dict[str, str] | None = None,
-                     expected_version: int | None = None) -> Answer:
+                     expected_version: int | None = None, timeout: float = 30.0) -> Answer:
         assert self.jobs is not None
         return await self._ask(self.jobs.publish_update_job_execution,
                                iotjobs.UpdateJobExecutionRequest(
                                    thing_name=self.thing, job_id=job_id, status=status,
                                    status_details=details, expected_version=expected_version,
                                    include_job_execution_state=True,
-                                   include_job_document=True))
+                                   include_job_document=True), timeout)
 
     async def next_notice(self, timeout: float = 30.0) -> iotjobs.NextJobExecutionChangedEvent:
         return await asyncio.wait_for(self.notices.get(), timeout)
