@@ -18,6 +18,8 @@ import hashlib
 import logging
 import time
 import uuid
+import zlib
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -91,7 +93,7 @@ class MqttJobsGateway:
         self._queues: list[asyncio.Queue[tuple[Request, bytes]]] = [
             asyncio.Queue() for _ in range(shards)]
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._reporting: set[str] = set()  # job ids being reported by this process
+        self._reporting: Counter[str] = Counter()  # reports in flight here, per job id
         self.requests_answered = 0  # for tests: answers this worker published
 
     # ---- DeviceGateway ---------------------------------------------------------------------
@@ -135,7 +137,13 @@ class MqttJobsGateway:
             self._spawn(self._serve_shard(queue), f"mqtt-shard:{index}")
         await self._renew_lease()
         if self.responder is not None:
-            await asyncio.wait_for(self.responder.ready.wait(), self._connect_timeout_s)
+            try:
+                await asyncio.wait_for(self.responder.ready.wait(), self._connect_timeout_s)
+            except TimeoutError:
+                await self.stop()
+                raise BrokerUnreachable(
+                    f"the MQTT broker at {self._broker} did not take the responder's "
+                    "subscriptions: check the broker's access rules for the topic root") from None
         self._spawn(self._lease_loop(), "mqtt-lease")
         self._spawn(self._sweep_loop(), "mqtt-sweep")
         for thing in await self._db(store.things_with_pending, self._engine):
@@ -202,7 +210,7 @@ class MqttJobsGateway:
         if request is None:
             return
         # One queue per thing (by hash): a device's requests are handled in the order sent.
-        index = int(hashlib.md5(request.thing.encode()).hexdigest(), 16) % len(self._queues)
+        index = zlib.crc32(request.thing.encode()) % len(self._queues)
         self._queues[index].put_nowait((request, payload))
 
     async def _serve_shard(self, queue: asyncio.Queue[tuple[Request, bytes]]) -> None:
@@ -291,9 +299,8 @@ class MqttJobsGateway:
     async def _report(self, execution: Execution) -> None:
         """Pass the execution's status on as a command event (its version is the sequence),
         then mark it reported; left unreported, the sweep tries again."""
-        if execution.job_id in self._reporting:
-            return  # the sweep and a device's update met: the store orders them anyway
-        self._reporting.add(execution.job_id)
+        # Never skipped: two reports of one job may overlap, and the store keeps the newer.
+        self._reporting[execution.job_id] += 1
         try:
             status, reason, output = command_event_fields(execution)
             delivered = await self._deliver(execution.job_id, [CommandEvent(
@@ -303,7 +310,9 @@ class MqttJobsGateway:
                 await self._db(store.mark_reported, self._engine, execution.job_id,
                                execution.version_number)
         finally:
-            self._reporting.discard(execution.job_id)
+            self._reporting[execution.job_id] -= 1
+            if not self._reporting[execution.job_id]:
+                del self._reporting[execution.job_id]
 
     async def _deliver(self, command_id: str, events: list[CommandEvent]) -> bool:
         for attempt in range(1, self._retry_attempts + 1):
@@ -331,7 +340,8 @@ class MqttJobsGateway:
         while True:
             try:
                 for execution in await self._db(store.unreported_executions, self._engine):
-                    await self._report(execution)
+                    if execution.job_id not in self._reporting:  # in flight here already
+                        await self._report(execution)
             except Exception:
                 log.exception("the MQTT gateway's report sweep failed")
             await asyncio.sleep(self._sweep_interval_s)
