@@ -6,10 +6,13 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import field_validator
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workflows.names import targets_task_queue
+
+# The device gateways a worker can drive (devices/choice.py builds each).
+GatewayName = Literal["simulated", "esper", "mqtt"]
 
 
 class Settings(BaseSettings):
@@ -23,7 +26,11 @@ class Settings(BaseSettings):
     # Custom search attributes need registering on the server; the time-skipping test server
     # has none, so tests there switch them off.
     search_attributes: bool = True
+    gateway: GatewayName = "simulated"
     sim_seed: int = 0
+    # The MQTT gateway (AWS IoT Jobs over any broker): mqtt:// or mqtts://, user:pass@ allowed.
+    mqtt_url: str = "mqtt://127.0.0.1:1883"
+    mqtt_topic_root: str = "$aws/things"
     api_host: str = "127.0.0.1"
     api_port: int = 8000
     # In-flight target-run children per stage-run workflow (Temporal advises <= 500 pending).
@@ -81,3 +88,12 @@ class Settings(BaseSettings):
 @lru_cache
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problem(error: ValidationError) -> str:
+    """A refused setting as one line an operator can act on (the variable, why, the value)."""
+    parts = []
+    for item in error.errors():
+        name = "FLEETPIPE_" + "_".join(str(part) for part in item["loc"]).upper()
+        parts.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
+    return "; ".join(parts)

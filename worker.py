@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -25,13 +26,15 @@ from activities.run_activities import RunActivities
 from control.connection import check_temporal
 from control.reconciler import RunReconciler
 from control.relay import CommandEventRelay
+from devices.choice import GatewayRefused, configure_gateway
+from devices.mqtt.gateway import BrokerUnreachable
 from devices.simulated import SimulatedFleet
 from domain.gateway import DeviceGateway
 from observability.endpoints import free_loopback_port, sdk_metrics_runtime, worker_endpoints
 from observability.logs import configure_logging
 from observability.metrics import StoreSample
 from observability.readiness import Check
-from settings import Settings, get_settings
+from settings import Settings, get_settings, settings_problem
 from store.db import make_engine
 from store.health import ping
 from store.migrations import StoreNotAtHead, require_head
@@ -164,6 +167,7 @@ async def metrics_endpoint(settings: Settings, engine: Engine, client: Client,
 
 async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> None:
     """The worker process until SIGINT/SIGTERM (or until `stop` is set, when given)."""
+    build_gateway = configure_gateway(settings)  # a gateway it cannot run refuses first
     engine = make_engine(settings.resolved_database_url())
     require_head(engine)  # the schema is `fleetpipe db upgrade`'s to change, never ours
     sdk_port = free_loopback_port() if settings.worker_metrics_port else 0
@@ -175,27 +179,32 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+    gateway = build_gateway(engine, CommandEventRelay(engine, client))
     async with AsyncExitStack() as stack:
         running = await stack.enter_async_context(running_worker(
-            client, engine, task_queue=settings.task_queue, seed=settings.sim_seed,
+            client, engine, task_queue=settings.task_queue, gateway=gateway,
             resend_interval=settings.resend_interval_seconds,
             reconcile_interval=settings.reconcile_interval_seconds, settings=settings))
         if sdk_port:
             await stack.enter_async_context(
                 metrics_endpoint(settings, engine, client, running, sdk_port))
-        log.info("worker polling task queues %r and %r at %s", settings.task_queue,
-                 running.targets.task_queue, settings.temporal_address)
+        log.info("worker polling task queues %r and %r at %s, sending commands through the %s "
+                 "gateway", settings.task_queue, running.targets.task_queue,
+                 settings.temporal_address, gateway.name)
         await stop.wait()
         log.info("shutting down")
     engine.dispose()
 
 
 def main() -> None:
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as exc:
+        raise SystemExit(f"fleetpipe worker: {settings_problem(exc)}") from None
     configure_logging(settings.log_format)
     try:
         asyncio.run(serve(settings))
-    except StoreNotAtHead as exc:
+    except (StoreNotAtHead, GatewayRefused, BrokerUnreachable) as exc:
         raise SystemExit(f"fleetpipe worker: {exc}") from None
 
 

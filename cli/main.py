@@ -7,11 +7,12 @@ import sys
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from cli import dev_stack
 from cli.checks import worker_unready
 from cli.dev import run_dev
-from settings import get_settings
+from settings import get_settings, settings_problem
 from store.db import make_engine
 from store.definitions.tenants import create_token, ensure_enterprise
 from store.migrations import StoreNotAtHead, current_revision, head_revision, require_head, upgrade
@@ -21,6 +22,15 @@ tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(tokens, name="tokens")
 db = typer.Typer(help="The SQL store.", no_args_is_help=True)
 app.add_typer(db, name="db")
+
+
+@app.callback()
+def _settings_first() -> None:
+    """Refuse unusable FLEETPIPE_* settings before any command starts, in one line."""
+    try:
+        get_settings()
+    except ValidationError as exc:
+        raise _refused(RuntimeError(settings_problem(exc))) from None
 
 
 @app.command()
