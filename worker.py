@@ -149,6 +149,10 @@ def readiness_checks(engine: Engine, client: Client, running: RunningWorker) -> 
             Check("worker", polling)]
 
 
+class MetricsPortUnavailable(RuntimeError):
+    """The worker's metrics address cannot be bound; the message says which setting moves it."""
+
+
 @asynccontextmanager
 async def metrics_endpoint(settings: Settings, engine: Engine, client: Client,
                            running: RunningWorker, sdk_port: int) -> AsyncIterator[None]:
@@ -156,7 +160,13 @@ async def metrics_endpoint(settings: Settings, engine: Engine, client: Client,
     sampled.register(StoreSample(lambda: run_gauges(engine)))
     endpoints = worker_endpoints(readiness_checks(engine, client, running), [sampled],
                                  f"http://127.0.0.1:{sdk_port}/metrics")
-    await endpoints.start(settings.worker_metrics_host, settings.worker_metrics_port)
+    try:
+        await endpoints.start(settings.worker_metrics_host, settings.worker_metrics_port)
+    except OSError as exc:  # most often: another worker on this host has the port
+        raise MetricsPortUnavailable(
+            f"cannot serve /metrics on {settings.worker_metrics_host}:"
+            f"{settings.worker_metrics_port} ({exc.strerror or exc}): give each worker on one "
+            "host its own FLEETPIPE_WORKER_METRICS_PORT, or 0 to serve none") from None
     log.info("worker metrics, /healthz and /readyz on http://%s:%d", settings.worker_metrics_host,
              endpoints.port)
     try:
@@ -204,7 +214,7 @@ def main() -> None:
     configure_logging(settings.log_format)
     try:
         asyncio.run(serve(settings))
-    except (StoreNotAtHead, GatewayRefused, BrokerUnreachable) as exc:
+    except (StoreNotAtHead, GatewayRefused, BrokerUnreachable, MetricsPortUnavailable) as exc:
         raise SystemExit(f"fleetpipe worker: {exc}") from None
 
 

@@ -372,6 +372,8 @@ async def wait_result(handle: Any, timeout: float, procs: Processes, worker: str
 # ---- (b) product ---------------------------------------------------------------------------
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
+    # A bench runs several workers on this one host: none serves a metrics port unless asked.
+    env["FLEETPIPE_WORKER_METRICS_PORT"] = "0"
     env.update(extra)
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")

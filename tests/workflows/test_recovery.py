@@ -30,7 +30,8 @@ def _deliveries(engine) -> int:
 def _start_worker(env, db_url: str, task_queue: str, log: Path) -> subprocess.Popen:
     environ = dict(os.environ,
                    FLEETPIPE_TEMPORAL_ADDRESS=env.client.service_client.config.target_host,
-                   FLEETPIPE_DATABASE_URL=db_url, FLEETPIPE_TASK_QUEUE=task_queue)
+                   FLEETPIPE_DATABASE_URL=db_url, FLEETPIPE_TASK_QUEUE=task_queue,
+                   FLEETPIPE_WORKER_METRICS_PORT="0")  # tests run several workers on one host
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=environ,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
@@ -49,7 +50,7 @@ async def test_worker_killed_mid_run_finishes_after_restart_without_duplicate_co
                                        enterprise_id=enterprise_id, pipeline_id=pipeline_id,
                                        task_queue=task_queue)
         # Kill it while commands are out on devices.
-        await wait_for(lambda: _deliveries(sqlite_engine) >= 3, timeout=30)
+        await wait_for(lambda: _deliveries(sqlite_engine) >= 3, timeout=90)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=30)
         (stage,) = stage_rows(sqlite_engine, run.id)
