@@ -26,6 +26,10 @@ from tests.builders import Rows
 from workflows.converter import DATA_CONVERTER
 from workflows.names import SEARCH_ATTRIBUTES
 
+# The tests run many worker processes on one host, often at once: none of them serves a metrics
+# port (each would want 9464) unless a test gives it one (tests/observability do).
+os.environ["FLEETPIPE_WORKER_METRICS_PORT"] = "0"
+
 POSTGRES_URL = os.environ.get(
     "FLEETPIPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )

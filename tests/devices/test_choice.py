@@ -72,8 +72,7 @@ def test_a_gateway_it_cannot_run_is_refused_naming_the_setting() -> None:
 
 def _worker(environ: dict[str, str], log: Path) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT,
-                            env=dict(os.environ, FLEETPIPE_WORKER_METRICS_PORT="0", **environ),
-                            stdout=log.open("ab"),
+                            env=dict(os.environ, **environ), stdout=log.open("ab"),
                             stderr=subprocess.STDOUT)
 
 

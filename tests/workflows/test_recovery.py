@@ -30,8 +30,7 @@ def _deliveries(engine) -> int:
 def _start_worker(env, db_url: str, task_queue: str, log: Path) -> subprocess.Popen:
     environ = dict(os.environ,
                    FLEETPIPE_TEMPORAL_ADDRESS=env.client.service_client.config.target_host,
-                   FLEETPIPE_DATABASE_URL=db_url, FLEETPIPE_TASK_QUEUE=task_queue,
-                   FLEETPIPE_WORKER_METRICS_PORT="0")  # tests run several workers on one host
+                   FLEETPIPE_DATABASE_URL=db_url, FLEETPIPE_TASK_QUEUE=task_queue)
     return subprocess.Popen([sys.executable, str(ROOT / "worker.py")], cwd=ROOT, env=environ,
                             stdout=log.open("ab"), stderr=subprocess.STDOUT)
 
