@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api.docs_pages import install_docs
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
 from api.health import install_health
@@ -166,6 +167,8 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs_pages, with assets from the package
+        redoc_url=None,
         redirect_slashes=False,
         strict_content_type=False,  # token auth, no cookies: a body without a type is JSON
         generate_unique_id_function=_operation_id,
@@ -179,6 +182,7 @@ def create_app(
     app.state.key_cache = KeyCache()
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
+    install_docs(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
     # Last added runs first: request id and metrics, aliases, then the size limit, the input
