@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -78,20 +77,11 @@ def enterprise_for_hash(engine: Engine, key_hash: str) -> UUID | None:
         return connection.execute(query).scalar_one_or_none()
 
 
-@dataclass(frozen=True)
-class TokenListing:
-    id: UUID
-    name: str
-    created_at: datetime
-    revoked_at: datetime | None
-
-
-def list_tokens(engine: Engine, enterprise_id: UUID) -> list[TokenListing]:
+def list_tokens(engine: Engine, enterprise_id: UUID) -> list[ApiToken]:
     """The enterprise's keys, oldest first, revoked ones included (the key itself is not kept)."""
     with transaction(engine) as session:
-        rows = session.exec(select(ApiToken).where(ApiToken.enterprise_id == enterprise_id)
-                            .order_by(col(ApiToken.created_at), col(ApiToken.id))).all()
-        return [TokenListing(row.id, row.name, row.created_at, row.revoked_at) for row in rows]
+        return list(session.exec(select(ApiToken).where(ApiToken.enterprise_id == enterprise_id)
+                                 .order_by(col(ApiToken.created_at), col(ApiToken.id))).all())
 
 
 class UnknownToken(LookupError):

@@ -111,7 +111,9 @@ def test_db_commands_say_where_the_store_is_and_current_makes_none(database_url:
     assert f"using the store at {database_url}" in current.stderr
 
 
-def test_the_store_is_named_without_its_password_and_an_unreachable_one_in_a_line(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_store_is_named_without_its_password_and_an_unreachable_one_in_a_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setenv("FLEETPIPE_DATABASE_URL",
                        "postgresql://fleet:s3cret-pw@127.0.0.1:1/nothing?connect_timeout=1")
     get_settings.cache_clear()
