@@ -19,11 +19,11 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api.docs_pages import install_docs
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
 from api.health import install_health
 from api.input_guard import InputGuardMiddleware
-from api.key_cache import KeyCache
 from api.middleware import (
     CANONICAL_BASE,
     BodyLimitMiddleware,
@@ -166,19 +166,22 @@ def create_app(
         description=DESCRIPTION,
         openapi_tags=TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served by api.docs_pages, with assets from the package
+        redoc_url=None,
         redirect_slashes=False,
         strict_content_type=False,  # token auth, no cookies: a body without a type is JSON
         generate_unique_id_function=_operation_id,
-        responses={401: {"model": ErrorEnvelope, "description": "Missing or unknown API key"}},
+        responses={401: {"model": ErrorEnvelope,
+                         "description": "Missing, unknown or revoked API key"}},
     )
     app.state.settings = settings
     app.state.engine = engine
     # The run-control service is built once, with the engine: here when one is given (an ASGI
     # client in tests may not run the lifespan), else in the lifespan that opens it.
     app.state.control = RunControl(engine, temporal, settings) if engine is not None else None
-    app.state.key_cache = KeyCache()
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
+    install_docs(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
     # Last added runs first: request id and metrics, aliases, then the size limit, the input

@@ -15,7 +15,6 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
-from api.key_cache import KeyCache
 from control.service import RunControl
 from domain.bounds import MAX_OFFSET
 from store.db import transaction
@@ -55,7 +54,6 @@ def _unauthorized(message: str) -> ApiError:
 
 
 async def get_enterprise(
-    request: Request,
     engine: Annotated[Engine, Depends(get_engine)],
     authorization: Annotated[str | None, Depends(_auth_header)],
 ) -> UUID:
@@ -66,14 +64,11 @@ async def get_enterprise(
     if scheme.lower() not in ("token", "bearer") or not key.strip():
         raise _unauthorized("malformed Authorization header: use `Token <api-key>` or "
                             "`Bearer <api-key>`")
-    cache: KeyCache = request.app.state.key_cache
-    key_hash = hash_key(key.strip())
-    enterprise_id = cache.get(key_hash)
+    # Checked in the store on every request, never from a per-process cache: a key revoked
+    # with `fleetpipe tokens revoke` is refused by every API process from the next request.
+    enterprise_id = await run_in_threadpool(enterprise_for_hash, engine, hash_key(key.strip()))
     if enterprise_id is None:
-        enterprise_id = await run_in_threadpool(enterprise_for_hash, engine, key_hash)
-        if enterprise_id is None:
-            raise _unauthorized("unknown API key")
-        cache.put(key_hash, enterprise_id)
+        raise _unauthorized("unknown or revoked API key")
     return enterprise_id
 
 

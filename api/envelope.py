@@ -113,7 +113,7 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses` entries showing the error envelope for these statuses."""
     descriptions = {
         400: "Bad input: the message names the field and the allowed values",
-        401: "Missing or unknown API key",
+        401: "Missing, unknown or revoked API key",
         404: "No such object in your enterprise",
         405: "Method not allowed on this path; the Allow header lists the allowed ones",
         413: "Request body over the size limit (FLEETPIPE_MAX_REQUEST_BYTES)",

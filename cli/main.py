@@ -12,13 +12,12 @@ from pydantic import ValidationError
 from cli import dev_stack
 from cli.checks import worker_unready
 from cli.dev import run_dev
+from cli.stores import NoStore, open_store, refusals
+from cli.tokens import tokens
 from settings import get_settings, settings_problem
-from store.db import make_engine
-from store.definitions.tenants import create_token, ensure_enterprise
-from store.migrations import StoreNotAtHead, current_revision, head_revision, require_head, upgrade
+from store.migrations import current_revision, head_revision, upgrade
 
 app = typer.Typer(help="fleetpipe: durable pipeline runs over device fleets.", no_args_is_help=True)
-tokens = typer.Typer(help="API tokens.", no_args_is_help=True)
 app.add_typer(tokens, name="tokens")
 db = typer.Typer(help="The SQL store.", no_args_is_help=True)
 app.add_typer(db, name="db")
@@ -43,34 +42,17 @@ def dev(
     raise typer.Exit(run_dev(get_settings(), ui_port))
 
 
-@tokens.command("create")
-def tokens_create(
-    enterprise: Annotated[str, typer.Option(help="Enterprise name (created if missing).")],
-    name: Annotated[str, typer.Option(help="A label to recognise the token by.")] = "",
-) -> None:
-    """Create an API token and print its key (shown only this once)."""
-    engine = make_engine(get_settings().resolved_database_url())
-    try:
-        require_head(engine)
-        key = create_token(engine, ensure_enterprise(engine, enterprise).id, name=name)
-    except StoreNotAtHead as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
-    typer.echo(key)
-
-
 @db.command("upgrade")
 def db_upgrade() -> None:
     """Take the store's schema to this fleetpipe's revision (safe to run again). A store made
-    before migrations is adopted as it is; one made by a newer fleetpipe is refused."""
-    engine = make_engine(get_settings().resolved_database_url())
-    try:
-        before, head = upgrade(engine)
-    except StoreNotAtHead as exc:
-        raise _refused(exc) from None
-    finally:
-        engine.dispose()
+    before migrations is adopted as it is; one made by a newer fleetpipe is refused. Where
+    there is no store, this makes one (and says so)."""
+    with refusals():
+        engine = open_store(may_create=True)
+        try:
+            before, head = upgrade(engine)
+        finally:
+            engine.dispose()
     was = "already there" if before == head else f"was {before or 'without a revision'}"
     typer.echo(f"store at revision {head} ({was})", err=True)
 
@@ -78,11 +60,17 @@ def db_upgrade() -> None:
 @db.command("current")
 def db_current() -> None:
     """Print the store's revision and this fleetpipe's; exit 1 unless they are the same."""
-    engine = make_engine(get_settings().resolved_database_url())
     try:
-        revision = current_revision(engine)
-    finally:
-        engine.dispose()
+        engine = open_store(may_create=False, how_to_create="run `fleetpipe db upgrade`")
+    except NoStore as exc:
+        typer.echo(f"fleetpipe: {exc}", err=True)
+        revision = None  # and no file made by asking
+    else:
+        with refusals():
+            try:
+                revision = current_revision(engine)
+            finally:
+                engine.dispose()
     typer.echo(f"store: {revision or 'no revision'}; this fleetpipe: {head_revision()}")
     if revision != head_revision():
         raise typer.Exit(1)

@@ -1,4 +1,5 @@
-"""Enterprises and their API keys. Keys are shown once at creation and stored only as hashes."""
+"""Enterprises and their API keys. Keys are shown once at creation and stored only as hashes;
+a revoked key keeps its row (with the time it was revoked) and is refused from then on."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import secrets
 from datetime import datetime
 from uuid import UUID, uuid4
 
+from sqlalchemy import select as core_select
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, SQLModel, select
+from sqlmodel import Field, SQLModel, col, select
 
 from store.db import transaction
 from store.shapes import stamp
+from store.types import utcnow
 
 KEY_PREFIX = "fp_"
 
@@ -29,6 +32,7 @@ class ApiToken(SQLModel, table=True):
     name: str = ""
     token_hash: str = Field(unique=True, index=True)  # sha256 of the key; the key is never stored
     created_at: datetime = stamp()
+    revoked_at: datetime | None = stamp(optional=True)
 
 
 def hash_key(key: str) -> str:
@@ -46,6 +50,11 @@ def ensure_enterprise(engine: Engine, name: str) -> Enterprise:
         return enterprise
 
 
+def find_enterprise(engine: Engine, name: str) -> Enterprise | None:
+    with transaction(engine) as session:
+        return session.exec(select(Enterprise).where(Enterprise.name == name)).first()
+
+
 def create_token(engine: Engine, enterprise_id: UUID, name: str = "") -> str:
     """A new API key for the enterprise; the plain key is returned once and never stored."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -55,11 +64,40 @@ def create_token(engine: Engine, enterprise_id: UUID, name: str = "") -> str:
 
 
 def enterprise_for_key(engine: Engine, key: str) -> UUID | None:
-    """The enterprise a key belongs to, or None for an unknown key."""
+    """The enterprise a key belongs to, or None for an unknown or revoked key."""
     return enterprise_for_hash(engine, hash_key(key))
 
 
 def enterprise_for_hash(engine: Engine, key_hash: str) -> UUID | None:
+    """Asked on every request (a revoked key is refused at once by every API process): one
+    indexed row read on a pooled connection, no ORM session."""
+    query = (core_select(col(ApiToken.enterprise_id))
+             .where(col(ApiToken.token_hash) == key_hash, col(ApiToken.revoked_at).is_(None)))
+    with engine.connect() as connection:
+        return connection.execute(query).scalar_one_or_none()
+
+
+def list_tokens(engine: Engine, enterprise_id: UUID) -> list[ApiToken]:
+    """The enterprise's keys, oldest first, revoked ones included (the key itself is not kept)."""
     with transaction(engine) as session:
-        token = session.exec(select(ApiToken).where(ApiToken.token_hash == key_hash)).first()
-        return token.enterprise_id if token else None
+        return list(session.exec(select(ApiToken).where(ApiToken.enterprise_id == enterprise_id)
+                                 .order_by(col(ApiToken.created_at), col(ApiToken.id))).all())
+
+
+class UnknownToken(LookupError):
+    pass
+
+
+def revoke_token(engine: Engine, token_id: UUID) -> tuple[ApiToken, bool]:
+    """Refuse the key from now on; returns the token and whether this call revoked it (False:
+    it already was, and keeps its first revocation time)."""
+    with transaction(engine) as session:
+        token = session.get(ApiToken, token_id)
+        if token is None:
+            raise UnknownToken(f"no API token with id {token_id}: `fleetpipe tokens list "
+                               "--enterprise NAME` shows the ids")
+        if token.revoked_at is not None:
+            return token, False
+        token.revoked_at = utcnow()
+        session.add(token)
+        return token, True

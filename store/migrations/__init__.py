@@ -5,6 +5,7 @@ checks. The migrations themselves are in versions/; env.py says what they cover.
 
 from store.migrations.revisions import (
     FIRST_REVISION,
+    EmptyStore,
     NotAdoptable,
     StoreNotAtHead,
     UnknownRevision,
@@ -17,6 +18,7 @@ from store.migrations.revisions import (
 
 __all__ = [
     "FIRST_REVISION",
+    "EmptyStore",
     "NotAdoptable",
     "StoreNotAtHead",
     "UnknownRevision",

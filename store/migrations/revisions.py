@@ -31,6 +31,10 @@ class UnknownRevision(StoreNotAtHead):
     """The store is at a revision this fleetpipe does not have: made by a newer one."""
 
 
+class EmptyStore(StoreNotAtHead):
+    """The store has none of our tables yet: `fleetpipe db upgrade` makes them."""
+
+
 class NotAdoptable(StoreNotAtHead):
     """A store without a revision whose tables are not the first revision's."""
 
@@ -79,7 +83,7 @@ def require_head(engine: Engine) -> None:
         raise StoreNotAtHead(
             f"the store at {where} was made before fleetpipe had migrations. Run "
             f"`{UPGRADE_COMMAND}`: it adopts the store as it is, keeping its data.")
-    raise StoreNotAtHead(f"the store at {where} has no tables yet. Run `{UPGRADE_COMMAND}`.")
+    raise EmptyStore(f"the store at {where} has no tables yet. Run `{UPGRADE_COMMAND}`.")
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:

@@ -89,3 +89,40 @@ def test_upgrade_refuses_a_store_of_a_newer_fleetpipe(database_url: str) -> None
         assert result.exit_code == 1, result.output
         assert "revision 9999, which this fleetpipe does not know" in result.output
         assert "Traceback" not in result.output
+
+
+def test_db_commands_say_where_the_store_is_and_current_makes_none(database_url: str) -> None:
+    path = Path(database_url.removeprefix("sqlite:///"))
+    runner = CliRunner()
+    current = runner.invoke(app, ["db", "current"])
+    assert current.exit_code == 1
+    assert f"no store at {path}: the file does not exist" in current.stderr
+    assert "run `fleetpipe db upgrade`" in current.stderr
+    assert not path.exists()  # asking made nothing
+
+    made = runner.invoke(app, ["db", "upgrade"])
+    assert made.exit_code == 0, made.output
+    assert f"making a new store at {database_url}" in made.stderr
+    assert path.exists()
+    again = runner.invoke(app, ["db", "upgrade"])
+    assert f"using the store at {database_url}" in again.stderr
+    current = runner.invoke(app, ["db", "current"])
+    assert current.exit_code == 0
+    assert f"using the store at {database_url}" in current.stderr
+
+
+def test_the_store_is_named_without_its_password_and_an_unreachable_one_in_a_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("FLEETPIPE_DATABASE_URL",
+                       "postgresql://fleet:s3cret-pw@127.0.0.1:1/nothing?connect_timeout=1")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["db", "current"])
+    finally:
+        get_settings.cache_clear()
+    assert "using the store at postgresql://fleet:***@127.0.0.1:1/nothing" in result.stderr
+    assert result.exit_code == 1
+    assert "fleetpipe: the store does not answer (connection failed" in result.stderr
+    assert "Traceback" not in result.output
+    assert "s3cret-pw" not in result.output

@@ -4,12 +4,15 @@ older fleetpipe is refused untouched, and the models agree with the migrations."
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import sqlalchemy
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.engine import Engine
 
+from store.definitions.tenants import enterprise_for_key, hash_key, list_tokens, revoke_token
 from store.migrations import (
     FIRST_REVISION,
     NotAdoptable,
@@ -126,3 +129,32 @@ def test_the_simulators_table_is_not_the_migrations_business(engine: Engine) -> 
     assert _diff(engine) == []  # not reported as a table to drop
     assert upgrade(engine) == (head_revision(), head_revision())
     assert "sim_delivery" in sqlalchemy.inspect(engine).get_table_names()
+
+
+
+def test_revision_0002_keeps_the_keys_live_and_lets_them_be_revoked(
+    blank_engine: Engine,
+) -> None:
+    migrate_to(blank_engine, FIRST_REVISION)
+    written = write_one_row_each(blank_engine)
+    key = "fp_made-before-revocation"
+    with blank_engine.begin() as connection:  # the one key, as a store at 0001 holds it
+        connection.execute(sqlalchemy.text("UPDATE api_token SET token_hash = :hash"),
+                           {"hash": hash_key(key)})
+    written["api_token"]["token_hash"] = hash_key(key)
+    assert "revoked_at" not in _columns(blank_engine, "api_token")
+
+    assert upgrade(blank_engine) == (FIRST_REVISION, head_revision())
+
+    assert "revoked_at" in _columns(blank_engine, "api_token")
+    assert_kept(written, blank_engine)
+    enterprise_id = uuid.UUID(str(written["enterprise"]["id"]))  # hex text on SQLite
+    (listed,) = list_tokens(blank_engine, enterprise_id)
+    assert listed.revoked_at is None
+    assert enterprise_for_key(blank_engine, key) == enterprise_id  # still live
+    revoke_token(blank_engine, listed.id)
+    assert enterprise_for_key(blank_engine, key) is None
+
+
+def _columns(engine: Engine, table: str) -> set[str]:
+    return {column["name"] for column in sqlalchemy.inspect(engine).get_columns(table)}
