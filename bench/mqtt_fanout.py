@@ -47,6 +47,7 @@ from bench.fanout import (  # noqa: E402
     Product,
     child_env,
     connect,
+    cpu_seconds,
     free_port,
     log,
     run_product,
@@ -66,7 +67,10 @@ async def product_run(args: argparse.Namespace, procs: Processes, work: Path, ad
         try:
             return await run_product(client, procs, run_work, address, args.targets,
                                      args.timeout or max(300.0, args.targets / 4), args.window,
-                                     False, db_url, extra_env=extra_env)
+                                     False, db_url, extra_env={
+                                         # not the default port: another bench may hold it
+                                         "FLEETPIPE_WORKER_METRICS_PORT": str(free_port()),
+                                         **extra_env})
         finally:  # the store's users stop before a PostgreSQL schema is dropped
             stop_store_users(procs)
 
@@ -110,10 +114,13 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
     procs.start("fleet", fleet_argv(args, root, stats), work / "fleet.log", env=child_env({}))
     await wait_for_log(procs, "fleet", "fleet ready", 60)
     log(f"(m) fleet of {n} things up under {root}/")
+    fleet_pid = procs.procs["fleet"].pid
+    fleet_cpu = cpu_seconds(fleet_pid)
     mqtt = await product_run(args, procs, work, address, "mqtt", {
         "FLEETPIPE_GATEWAY": "mqtt", "FLEETPIPE_MQTT_URL": args.broker,
         "FLEETPIPE_MQTT_TOPIC_ROOT": root})
     procs.check_alive("fleet")
+    fleet_cpu = cpu_seconds(fleet_pid) - fleet_cpu  # the devices' cost, in "others" above
     await settled_stats(stats, n)
     procs.stop("fleet")
     counts = json.loads(stats.read_text())
@@ -138,7 +145,8 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
         "device_sent_per_target": counts["sent_total"] / n,
         "device_received_per_target": counts["received_total"] / n,
         "gateway_published_per_target": (published - counts["sent_total"]) / n,
-        "fleet": counts,
+        "fleet": counts, "fleet_cpu_s": fleet_cpu,
+        "fleet_cpu_ms_per_target": 1000 * fleet_cpu / n,
         "mqtt_worker_rss_mb": mqtt.rss_peak_mb, "simulated_worker_rss_mb": sim.rss_peak_mb,
         "mqtt_api_p99_ms": mqtt.api_p99_ms, "simulated_api_p99_ms": sim.api_p99_ms,
     })
