@@ -491,7 +491,9 @@ class PendingSampler:
 
 async def run_product(client: Client, procs: Processes, work: Path, address: str, n: int,
                       timeout: float, window: int, profile: bool, db_url: str,
-                      variant: str = "product", workers: int = 1) -> Product:
+                      variant: str = "product", workers: int = 1,
+                      extra_env: dict[str, str] | None = None) -> Product:
+    """(b); `extra_env` is given to the worker and the API on top (e.g. another gateway)."""
     began_seed = time.monotonic()
     key, pipeline_id, _stage_id = await asyncio.to_thread(seed_store, db_url, n)
     log(f"(b) store seeded with {n} devices in {time.monotonic() - began_seed:.1f} s")
@@ -501,6 +503,7 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
         "FLEETPIPE_TEMPORAL_ADDRESS": address, "FLEETPIPE_DATABASE_URL": db_url,
         "FLEETPIPE_DATA_DIR": str(work / "data"), "FLEETPIPE_TASK_QUEUE": queue,
         "FLEETPIPE_STAGE_WINDOW": str(window), "FLEETPIPE_API_PORT": str(api_port),
+        **(extra_env or {}),
     })
     argv = [sys.executable, str(REPO / "worker.py")]
     if variant == "unsandboxed":
