@@ -44,6 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -370,6 +371,46 @@ async def wait_result(handle: Any, timeout: float, procs: Processes, worker: str
 
 
 # ---- (b) product ---------------------------------------------------------------------------
+def run_bench(prefix: str, keep: bool, body: Callable[[Processes, Path], int],
+              on_error: Callable[[Exception, Processes], None] | None = None) -> int:
+    """Run `body(procs, work)` in a fresh work dir and return its exit code. Every process it
+    starts is stopped on exit, Ctrl-C (130) or SIGTERM. An exception is logged with the end of
+    each process's log (or handed to `on_error`) and is exit 1; a failed run keeps the dir."""
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    log(f"work dir {work}")
+    procs = Processes()
+
+    def on_term(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C stops it even when started from a shell that had SIGINT ignored (a background job).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    code = 1
+    try:
+        code = body(procs, work)
+    except KeyboardInterrupt:
+        log("interrupted: stopping everything")
+        code = 130
+    except Exception as err:
+        log(f"FAILED: {type(err).__name__}: {err}")
+        if on_error is not None:
+            on_error(err, procs)
+        else:
+            for name, path in procs.logs.items():
+                if path.exists():
+                    log(f"--- end of {name} log ({path}) ---\n"
+                        + path.read_text(errors="replace")[-1500:])
+        code = 1
+    finally:
+        procs.stop_all()
+        if keep or code not in (0, 130):
+            log(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return code
+
+
 def child_env(extra: dict[str, str]) -> dict[str, str]:
     env = dict(os.environ)
     # A bench runs several workers on this one host: none serves a metrics port unless asked.
@@ -843,18 +884,7 @@ def main() -> int:
         parser.error("--targets must be at least 1")
     if args.profile:
         args.keep = True  # the profiles are in the work dir
-    work = Path(tempfile.mkdtemp(prefix="fleetpipe-bench-"))
-    log(f"work dir {work}")
-    procs = Processes()
-
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    # Ctrl-C stops it even when started from a shell that had SIGINT ignored (a background job).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    code = 1
-    try:
+    def body(procs: Processes, work: Path) -> int:
         figures = asyncio.run(bench(args, procs, work))
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
@@ -866,24 +896,9 @@ def main() -> int:
               f"max_history={figures['max_history']} "
               f"worker_rss_mb={figures['worker_rss_mb']:.0f} "
               f"api_p99_ms={figures['api_p99_ms']:.1f}", flush=True)
-        code = 0
-    except KeyboardInterrupt:
-        log("interrupted: stopping everything")
-        code = 130
-    except Exception as err:
-        log(f"FAILED: {type(err).__name__}: {err}")
-        for name, path in procs.logs.items():
-            if path.exists():
-                log(f"--- end of {name} log ({path}) ---\n"
-                    + path.read_text(errors="replace")[-1500:])
-        args.keep = True
-    finally:
-        procs.stop_all()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return code
+        return 0
+
+    return run_bench("fleetpipe-bench-", args.keep, body)
 
 
 if __name__ == "__main__":

@@ -28,10 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import shutil
-import signal
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -50,6 +47,7 @@ from bench.fanout import (  # noqa: E402
     cpu_seconds,
     free_port,
     log,
+    run_bench,
     run_product,
     source_version,
     stop_store_users,
@@ -174,17 +172,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.targets < 1:
         parser.error("--targets must be at least 1")
-    work = Path(tempfile.mkdtemp(prefix="fleetpipe-mqtt-bench-"))
-    log(f"work dir {work}")
-    procs = Processes()
 
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    code = 1
-    try:
+    def body(procs: Processes, work: Path) -> int:
         figures = asyncio.run(bench(args, procs, work))
         if args.json:
             args.json.write_text(json.dumps(figures, indent=2, default=str) + "\n")
@@ -200,24 +189,9 @@ def main() -> int:
               f"{figures['broker_deliveries_per_target']:.1f}) "
               f"device_messages_per_target={figures['device_sent_per_target']:.1f} sent + "
               f"{figures['device_received_per_target']:.1f} received", flush=True)
-        code = 0
-    except KeyboardInterrupt:
-        log("interrupted: stopping everything")
-        code = 130
-    except Exception as err:
-        log(f"FAILED: {type(err).__name__}: {err}")
-        for name, path in procs.logs.items():
-            if path.exists():
-                log(f"--- end of {name} log ({path}) ---\n"
-                    + path.read_text(errors="replace")[-1500:])
-        args.keep = True
-    finally:
-        procs.stop_all()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return code
+        return 0
+
+    return run_bench("fleetpipe-mqtt-bench-", args.keep, body)
 
 
 if __name__ == "__main__":

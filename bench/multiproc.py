@@ -27,10 +27,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import shutil
 import signal
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -52,6 +50,7 @@ from bench.fanout import (  # noqa: E402
     connect,
     free_port,
     log,
+    run_bench,
     seed_store,
     source_version,
     stop_store_users,
@@ -298,37 +297,19 @@ def main() -> int:
     if not args.database.startswith("postgresql"):
         parser.error("--database must be a postgresql:// URL (the shape proven is PostgreSQL's)")
     args.timeout = args.timeout or max(600.0, args.devices / 2)
-    work = Path(tempfile.mkdtemp(prefix="fleetpipe-multiproc-"))
-    log(f"work dir {work}; source {source_version()}")
-    procs = Processes()
+    log(f"source {source_version()}")
 
-    def on_term(signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, on_term)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    code = 1
-    try:
+    def body(procs: Processes, work: Path) -> int:
         outcome = asyncio.run(prove(args, procs, work))
         for problem in outcome.problems:
             log(f"PROBLEM: {problem}")
         print(final_line(args, outcome), flush=True)
-        code = 1 if outcome.problems else 0
-        args.keep = args.keep or bool(outcome.problems)
-    except KeyboardInterrupt:
-        log("interrupted: stopping everything")
-        code = 130
-    except Exception as err:
-        log(f"FAILED: {type(err).__name__}: {err}")
+        return 1 if outcome.problems else 0
+
+    def on_error(err: Exception, _procs: Processes) -> None:
         print(f"devices={args.devices} error={type(err).__name__} FAIL", flush=True)
-        args.keep = True
-    finally:
-        procs.stop_all()
-        if args.keep:
-            log(f"kept {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
-    return code
+
+    return run_bench("fleetpipe-multiproc-", args.keep, body, on_error)
 
 
 if __name__ == "__main__":
