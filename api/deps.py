@@ -18,7 +18,7 @@ from api.errors import ApiError
 from control.service import RunControl
 from domain.bounds import MAX_OFFSET
 from store.db import transaction
-from store.definitions.tenants import enterprise_for_hash, hash_key
+from store.definitions.tenants import Caller, caller_for_hash, hash_key
 
 MAX_LIMIT = 1000
 DEFAULT_LIMIT = 20
@@ -53,10 +53,11 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, message, field="Authorization", headers={"WWW-Authenticate": "Token"})
 
 
-async def get_enterprise(
+async def get_caller(
     engine: Annotated[Engine, Depends(get_engine)],
     authorization: Annotated[str | None, Depends(_auth_header)],
-) -> UUID:
+) -> Caller:
+    """The enterprise and API key of the request (401 without a live key)."""
     if not authorization:
         raise _unauthorized("missing Authorization header: send `Authorization: Token "
                             "<api-key>` or `Authorization: Bearer <api-key>`")
@@ -66,10 +67,14 @@ async def get_enterprise(
                             "`Bearer <api-key>`")
     # Checked in the store on every request, never from a per-process cache: a key revoked
     # with `fleetpipe tokens revoke` is refused by every API process from the next request.
-    enterprise_id = await run_in_threadpool(enterprise_for_hash, engine, hash_key(key.strip()))
-    if enterprise_id is None:
+    caller = await run_in_threadpool(caller_for_hash, engine, hash_key(key.strip()))
+    if caller is None:
         raise _unauthorized("unknown or revoked API key")
-    return enterprise_id
+    return caller
+
+
+async def get_enterprise(caller: Annotated[Caller, Depends(get_caller)]) -> UUID:
+    return caller.enterprise_id
 
 
 @dataclass
@@ -89,6 +94,7 @@ def get_paging(
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ControlDep = Annotated[RunControl, Depends(get_control)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 EnterpriseDep = Annotated[UUID, Depends(get_enterprise)]
 PagingDep = Annotated[Paging, Depends(get_paging)]
 

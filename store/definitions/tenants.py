@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID, uuid4
 
@@ -23,6 +24,16 @@ class Enterprise(SQLModel, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     name: str = Field(unique=True, index=True)
     created_at: datetime = stamp()
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who sent a request: the enterprise and the API key (its id and label) it came with.
+    Actions record it (audit trail, run triggers); the key itself is never kept."""
+
+    enterprise_id: UUID
+    key_id: UUID
+    key_name: str = ""
 
 
 class ApiToken(SQLModel, table=True):
@@ -69,12 +80,18 @@ def enterprise_for_key(engine: Engine, key: str) -> UUID | None:
 
 
 def enterprise_for_hash(engine: Engine, key_hash: str) -> UUID | None:
-    """Asked on every request (a revoked key is refused at once by every API process): one
-    indexed row read on a pooled connection, no ORM session."""
-    query = (core_select(col(ApiToken.enterprise_id))
+    caller = caller_for_hash(engine, key_hash)
+    return caller.enterprise_id if caller else None
+
+
+def caller_for_hash(engine: Engine, key_hash: str) -> Caller | None:
+    """Who holds this key (None: unknown or revoked). Asked on every request (a revoked key is
+    refused at once by every API process): one indexed row read on a pooled connection."""
+    query = (core_select(col(ApiToken.enterprise_id), col(ApiToken.id), col(ApiToken.name))
              .where(col(ApiToken.token_hash) == key_hash, col(ApiToken.revoked_at).is_(None)))
     with engine.connect() as connection:
-        return connection.execute(query).scalar_one_or_none()
+        row = connection.execute(query).one_or_none()
+    return Caller(enterprise_id=row[0], key_id=row[1], key_name=row[2]) if row else None
 
 
 def list_tokens(engine: Engine, enterprise_id: UUID) -> list[ApiToken]:
