@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from activities.lanes import LaneActivities
 from activities.run_activities import RunActivities
 from control.connection import check_temporal
 from control.reconciler import RunReconciler
@@ -40,6 +41,7 @@ from store.health import ping
 from store.migrations import StoreNotAtHead, require_head
 from store.runs.gauges import run_gauges
 from workflows import names
+from workflows.concurrency_lane import ConcurrencyLaneWorkflow
 from workflows.converter import DATA_CONVERTER
 from workflows.pipeline_run import PipelineRunWorkflow
 from workflows.stage_run import StageRunWorkflow
@@ -47,7 +49,8 @@ from workflows.target_run import TargetRunWorkflow
 
 log = logging.getLogger("fleetpipe.worker")
 
-RUN_WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow]  # on the task queue itself
+# on the task queue itself
+RUN_WORKFLOWS = [PipelineRunWorkflow, StageRunWorkflow, ConcurrencyLaneWorkflow]
 TARGET_WORKFLOWS = [TargetRunWorkflow]  # on names.targets_task_queue(task_queue)
 WORKFLOWS = RUN_WORKFLOWS + TARGET_WORKFLOWS
 # In-flight activities get this long to finish when the worker is asked to stop.
@@ -93,11 +96,12 @@ async def running_worker(
     relay = CommandEventRelay(engine, client)
     fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
     activities = RunActivities(engine, fleet)
+    every_activity = activities.all() + LaneActivities(engine).all()
     runs = Worker(
         client,
         task_queue=task_queue,
         workflows=RUN_WORKFLOWS,
-        activities=activities.all(),
+        activities=every_activity,
         max_concurrent_activities=tuning.worker_runs_max_activities,
         max_concurrent_local_activities=tuning.worker_runs_max_local_activities,
         max_concurrent_workflow_tasks=tuning.worker_runs_max_workflow_tasks,
@@ -107,7 +111,7 @@ async def running_worker(
         client,
         task_queue=tuning.targets_task_queue or names.targets_task_queue(task_queue),
         workflows=TARGET_WORKFLOWS,
-        activities=activities.all(),
+        activities=every_activity,
         max_concurrent_activities=tuning.worker_targets_max_activities,
         max_concurrent_local_activities=tuning.worker_targets_max_local_activities,
         max_concurrent_workflow_tasks=tuning.worker_targets_max_workflow_tasks,

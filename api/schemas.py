@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from domain.actions import ACTIONS
 from domain.bounds import JsonObject, Position
+from domain.concurrency import MAX_KEY_LENGTH, check_concurrency_key
 from domain.statuses import STATUSES, RunKind
 from store.shapes import one_of
 
@@ -17,9 +18,21 @@ from store.shapes import one_of
 
 
 class PipelineRunCreate(BaseModel):
-    """The body of POST .../runs: an empty object (nothing to set yet)."""
+    """The body of POST .../runs: an empty object, or the run's options."""
 
     model_config = ConfigDict(extra="ignore")
+
+    concurrency_key: str | None = Field(
+        default=None, min_length=1, max_length=MAX_KEY_LENGTH,
+        description="Runs of the enterprise with the same key run one at a time: this run "
+        "starts only when no other active run has the key, and waits `queued` until then, "
+        "in creation order. 1 to 128 characters, no control characters, no leading or "
+        "trailing whitespace.")
+
+    @field_validator("concurrency_key")
+    @classmethod
+    def _key(cls, value: str | None) -> str | None:
+        return None if value is None else check_concurrency_key(value)
 
 
 class PipelineRunAction(BaseModel):

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
+from domain.concurrency import check_concurrency_key
 from domain.ids import pipeline_run_workflow_id
 from store.runs.creation import create_pipeline_run, discard_pipeline_run
 from store.runs.tables import PipelineRun
@@ -45,19 +46,26 @@ async def start_pipeline_run(
     trigger_type: str = "manual",
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
+    concurrency_key: str | None = None,
 ) -> PipelineRun:
     """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
-    PipelineNotFound for an unknown pipeline (or one of another enterprise)."""
+    PipelineNotFound for an unknown pipeline (or one of another enterprise). With a
+    concurrency key the run waits `queued` for the enterprise's other runs with that key
+    (ValueError for a key domain.concurrency refuses)."""
+    if concurrency_key is not None:
+        check_concurrency_key(concurrency_key)
     run = await asyncio.to_thread(
         create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,
-        trigger_source=trigger_source, previous_run_id=previous_run_id)
+        trigger_source=trigger_source, previous_run_id=previous_run_id,
+        concurrency_key=concurrency_key)
     try:
         await client.start_workflow(
             PipelineRunWorkflow.run,
             PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(enterprise_id),
                              search_attributes=search_attributes, stage_window=stage_window,
                              stage_history_budget=stage_history_budget,
-                             targets_task_queue=targets_task_queue),
+                             targets_task_queue=targets_task_queue,
+                             concurrency_key=concurrency_key),
             id=pipeline_run_workflow_id(run.id),
             task_queue=task_queue,
             search_attributes=run_search_attributes(run) if search_attributes else None,

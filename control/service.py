@@ -35,6 +35,7 @@ from domain.actions import (
     target_run_cancellable,
 )
 from domain.commands import CommandEvent
+from domain.concurrency import check_concurrency_key
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.ids import target_run_id as derive_target_run_id
 from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
@@ -136,9 +137,16 @@ class RunControl:
         return await asyncio.to_thread(self._reader(work))
 
     # ---- pipeline runs -------------------------------------------------------------------
-    async def start_pipeline_run(self, enterprise_id: UUID,
-                                 pipeline_id: UUID) -> Outcome[PipelineRun]:
-        """A run of the pipeline as it is now, started by an operator."""
+    async def start_pipeline_run(self, enterprise_id: UUID, pipeline_id: UUID, *,
+                                 concurrency_key: str | None = None) -> Outcome[PipelineRun]:
+        """A run of the pipeline as it is now, started by an operator. With a concurrency key
+        it starts only when no other active run of the enterprise has that key (it waits
+        `queued`, in creation order)."""
+        if concurrency_key is not None:
+            try:
+                check_concurrency_key(concurrency_key)
+            except ValueError as bad:
+                raise ActionRefused("concurrency_key", str(bad)) from None
         await self._read(lambda s: pipelines.get_pipeline(s, enterprise_id, pipeline_id))
         settings = self._settings
         try:
@@ -148,7 +156,7 @@ class RunControl:
                 search_attributes=settings.search_attributes,
                 stage_window=settings.stage_window,
                 targets_task_queue=settings.targets_task_queue, trigger_type="manual",
-                trigger_source="api")
+                trigger_source="api", concurrency_key=concurrency_key)
         except PipelineNotFound:
             raise NotFound("pipeline", pipeline_id) from None
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))

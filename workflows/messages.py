@@ -20,6 +20,7 @@ class PipelineRunInput:
     stage_window: int = 200  # in-flight target runs per stage run (<= 500: docs/scale.md)
     stage_history_budget: int = 4_000
     targets_task_queue: str = ""  # empty: names.targets_task_queue of the run's own queue
+    concurrency_key: str | None = None  # runs one at a time with the enterprise's others
 
 
 @dataclass

@@ -11,9 +11,15 @@ from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
-from temporalio.exceptions import ApplicationError, CancelledError, ChildWorkflowError
+from temporalio.exceptions import (
+    ApplicationError,
+    CancelledError,
+    ChildWorkflowError,
+    FailureError,
+)
 
 with workflow.unsafe.imports_passed_through():
+    from activities.lanes import JoinLaneInput, LaneActivities
     from activities.messages import (
         CloseStageRunsInput,
         PipelineRunRef,
@@ -24,6 +30,13 @@ with workflow.unsafe.imports_passed_through():
         pipeline_run_actions,
         stage_run_cancellable,
         stage_run_promotable,
+    )
+    from domain.concurrency import (
+        SIGNAL_LANE_GO,
+        SIGNAL_LANE_LEAVE,
+        LaneGo,
+        LaneLeave,
+        queued_reason,
     )
     from domain.ids import stage_run_workflow_id
     from domain.records import StageRunInfo
@@ -57,6 +70,8 @@ _KIND = RunKind.PIPELINE.value
 _STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)
 # An update answers once the loop has acted on it; this bounds how long a caller waits.
 _ACTION_WAIT = timedelta(seconds=20)
+# Runs with a concurrency key wait in their lane for their turn before they start.
+PATCH_CONCURRENCY_LANE = "pipeline-run-waits-in-its-concurrency-lane"
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -80,6 +95,13 @@ class PipelineRunWorkflow:
         self._news = False
         self._deadline_epoch = 0.0
         self._timeout_seconds = 0
+        self._turn = False  # its concurrency lane gave it the turn
+
+    # ---- its concurrency lane ------------------------------------------------------------
+    @workflow.signal(name=SIGNAL_LANE_GO)
+    def _lane_go(self, _go: LaneGo) -> None:
+        self._turn = True
+        self._news = True
 
     # ---- operator actions ----------------------------------------------------------------
     @workflow.update(name=names.UPDATE_SET_RUN_STATUS)
@@ -196,6 +218,32 @@ class PipelineRunWorkflow:
     async def _run(self, request: PipelineRunInput) -> PipelineRunResult:
         self._run_id = request.pipeline_run_id
         self._search_attributes = request.search_attributes
+        if request.concurrency_key and workflow.patched(PATCH_CONCURRENCY_LANE):
+            return await self._run_in_lane(request, request.concurrency_key)
+        return await self._run_stages(request)
+
+    async def _run_in_lane(self, request: PipelineRunInput, key: str) -> PipelineRunResult:
+        """Queued until the lane gives it the turn (or it is cancelled meanwhile: it never
+        starts); it leaves the lane at its end, whatever the end."""
+        own_id = workflow.info().workflow_id
+        joined = await call(LaneActivities.join_lane, JoinLaneInput(
+            self._run_id, request.enterprise_id, key, own_id))
+        try:
+            await self._set_status(_P.QUEUED, queued_reason(key, joined.ahead))
+            workflow.set_current_details(f"queued for its turn on concurrency key `{key}`")
+            await workflow.wait_condition(lambda: self._turn or bool(self._stop_status))
+            if self._stop_status:
+                return await self._end(None)
+            return await self._run_stages(request)
+        finally:
+            try:
+                await workflow.get_external_workflow_handle(joined.lane_workflow_id).signal(
+                    SIGNAL_LANE_LEAVE, LaneLeave(own_id))
+            except FailureError as gone:  # the lane only ends once no run holds or waits
+                workflow.logger.warning("could not leave concurrency lane %s: %s",
+                                        joined.lane_workflow_id, gone)
+
+    async def _run_stages(self, request: PipelineRunInput) -> PipelineRunResult:
         await self._set_status(_P.PROCESSING)
         prepared = await call(RunActivities.prepare_pipeline_run,
                               PipelineRunRef(self._run_id))

@@ -84,8 +84,12 @@ async def create_pipeline_run(
     body: Annotated[PipelineRunCreate | None, Body()] = None,
 ) -> JSONResponse:
     """Starts a run of the pipeline as it is now (the run keeps that snapshot). The body is an
-    empty object. The run is numbered 1, 2, 3... per pipeline."""
-    started = await control.start_pipeline_run(enterprise_id, pipeline_id)
+    empty object, or `{"concurrency_key": "..."}`: the run then waits `queued` while another
+    active run of the enterprise has that key, and starts in creation order. The run is
+    numbered 1, 2, 3... per pipeline."""
+    started = await control.start_pipeline_run(
+        enterprise_id, pipeline_id,
+        concurrency_key=body.concurrency_key if body is not None else None)
     return respond_outcome(started, present.pipeline_run)
 
 

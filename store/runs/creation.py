@@ -89,6 +89,7 @@ def create_pipeline_run(
     trigger_type: str = "manual",
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
+    concurrency_key: str | None = None,
 ) -> PipelineRun:
     """A pending run with the next run number and a snapshot of its pipeline.
 
@@ -116,6 +117,7 @@ def create_pipeline_run(
             previous_run_id=previous_run_id,
             trigger_type=trigger_type,
             trigger_source=trigger_source,
+            concurrency_key=concurrency_key,
         )
         session.add(run)
     return run

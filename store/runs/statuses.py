@@ -17,7 +17,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from domain.records import StatusChange
-from domain.statuses import RunKind, StageRunStatus, is_terminal, transition_path
+from domain.statuses import (
+    PipelineRunStatus,
+    RunKind,
+    StageRunStatus,
+    is_terminal,
+    transition_path,
+)
 from store.db import transaction
 from store.runs.tables import PipelineRun, StageRun, StatusEvent, TargetRun
 
@@ -27,6 +33,15 @@ _ROW_TYPES: dict[RunKind, Any] = {
     RunKind.TARGET: TargetRun,
 }
 _STATUS_EVENTS = StatusEvent.__table__  # type: ignore[attr-defined]
+
+
+def _starts(kind: RunKind, current: str, new: str) -> bool:
+    """A run starts when it leaves pending; a pipeline run queued behind its concurrency key
+    has not started yet: it starts when it leaves queued."""
+    if kind == RunKind.PIPELINE:
+        return new != PipelineRunStatus.QUEUED and current in (PipelineRunStatus.PENDING,
+                                                               PipelineRunStatus.QUEUED)
+    return current == "pending"
 
 
 def apply_status(session: Session, change: StatusChange) -> str:
@@ -60,7 +75,7 @@ def apply_status(session: Session, change: StatusChange) -> str:
                            "reason": change.reason, "at": change.at})
             previous = step
         session.execute(insert(_STATUS_EVENTS), events)
-        if started_at is None and current == "pending":
+        if started_at is None and _starts(kind, current, change.status):
             values["started_at"] = change.at
         values["status"] = change.status
         if change.reason:

@@ -52,6 +52,9 @@ class PipelineRunBase(SQLModel):
     trigger_type: str = "manual"
     trigger_source: str = ""
     previous_run_id: UUID | None = None  # set by retries: the run this one repeats
+    concurrency_key: str | None = Field(
+        default=None, description="Runs of the enterprise with the same key run one at a "
+        "time, in the order they were created; later ones wait `queued`.")
 
 
 class PipelineRun(RunTimes, PipelineRunBase, table=True):
@@ -59,7 +62,11 @@ class PipelineRun(RunTimes, PipelineRunBase, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     enterprise_id: UUID = Field(foreign_key="enterprise.id", index=True)
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
-    __table_args__ = (UniqueConstraint("pipeline_id", "run_number"),)
+    __table_args__ = (
+        UniqueConstraint("pipeline_id", "run_number"),
+        # The runs ahead of a run in its lane (store.runs.lanes).
+        Index("ix_pipeline_run_enterprise_key", "enterprise_id", "concurrency_key"),
+    )
 
 
 class PipelineRunPublic(RunTimes, PipelineRunBase, _Keys, Public):
