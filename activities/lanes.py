@@ -38,6 +38,9 @@ class JoinLaneInput:
     enterprise_id: str
     concurrency_key: str
     workflow_id: str  # the run's own workflow: where the lane sends "go"
+    # Used only if this join starts the lane.
+    check_seconds: int = 300
+    history_budget: int = 2_000
 
 
 @dataclass
@@ -68,7 +71,9 @@ class LaneActivities:
                           pipeline_run_id=request.pipeline_run_id,
                           created_epoch=place.created_epoch)
         await activity.client().start_workflow(
-            LANE_WORKFLOW, LaneInput(request.enterprise_id, request.concurrency_key),
+            LANE_WORKFLOW, LaneInput(request.enterprise_id, request.concurrency_key,
+                                     check_seconds=request.check_seconds,
+                                     history_budget=request.history_budget),
             id=lane_id, task_queue=activity.info().task_queue,
             start_signal=SIGNAL_LANE_JOIN, start_signal_args=[entry],
             static_summary=f"concurrency key {request.concurrency_key!r}",

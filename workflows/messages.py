@@ -21,6 +21,9 @@ class PipelineRunInput:
     stage_history_budget: int = 4_000
     targets_task_queue: str = ""  # empty: names.targets_task_queue of the run's own queue
     concurrency_key: str | None = None  # runs one at a time with the enterprise's others
+    # For the lane this run starts, if it starts one (domain.concurrency.LaneInput).
+    lane_check_seconds: int = 300
+    lane_history_budget: int = 2_000
 
 
 @dataclass

@@ -227,21 +227,34 @@ class PipelineRunWorkflow:
         starts); it leaves the lane at its end, whatever the end."""
         own_id = workflow.info().workflow_id
         joined = await call(LaneActivities.join_lane, JoinLaneInput(
-            self._run_id, request.enterprise_id, key, own_id))
+            self._run_id, request.enterprise_id, key, own_id,
+            check_seconds=request.lane_check_seconds,
+            history_budget=request.lane_history_budget))
+        # Not a `finally`: a workflow evicted from the worker's cache must not send anything.
         try:
-            await self._set_status(_P.QUEUED, queued_reason(key, joined.ahead))
-            workflow.set_current_details(f"queued for its turn on concurrency key `{key}`")
-            await workflow.wait_condition(lambda: self._turn or bool(self._stop_status))
-            if self._stop_status:
-                return await self._end(None)
-            return await self._run_stages(request)
-        finally:
-            try:
-                await workflow.get_external_workflow_handle(joined.lane_workflow_id).signal(
-                    SIGNAL_LANE_LEAVE, LaneLeave(own_id))
-            except FailureError as gone:  # the lane only ends once no run holds or waits
-                workflow.logger.warning("could not leave concurrency lane %s: %s",
-                                        joined.lane_workflow_id, gone)
+            result = await self._wait_for_turn_then_run(request, key, joined.ahead)
+        except Exception:
+            await self._leave_lane(joined.lane_workflow_id, own_id)
+            raise
+        await self._leave_lane(joined.lane_workflow_id, own_id)
+        return result
+
+    async def _wait_for_turn_then_run(self, request: PipelineRunInput, key: str,
+                                      ahead: list[str]) -> PipelineRunResult:
+        await self._set_status(_P.QUEUED, queued_reason(key, ahead))
+        workflow.set_current_details(f"queued for its turn on concurrency key `{key}`")
+        await workflow.wait_condition(lambda: self._turn or bool(self._stop_status))
+        if self._stop_status:
+            return await self._end(None)
+        return await self._run_stages(request)
+
+    async def _leave_lane(self, lane_workflow_id: str, own_id: str) -> None:
+        try:
+            await workflow.get_external_workflow_handle(lane_workflow_id).signal(
+                SIGNAL_LANE_LEAVE, LaneLeave(own_id))
+        except FailureError as gone:  # the lane only ends once no run holds or waits
+            workflow.logger.warning("could not leave concurrency lane %s: %s",
+                                    lane_workflow_id, gone)
 
     async def _run_stages(self, request: PipelineRunInput) -> PipelineRunResult:
         await self._set_status(_P.PROCESSING)

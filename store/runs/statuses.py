@@ -37,10 +37,12 @@ _STATUS_EVENTS = StatusEvent.__table__  # type: ignore[attr-defined]
 
 def _starts(kind: RunKind, current: str, new: str) -> bool:
     """A run starts when it leaves pending; a pipeline run queued behind its concurrency key
-    has not started yet: it starts when it leaves queued."""
+    has not started yet: it starts when it leaves queued for processing (cancelled while
+    queued, it never started)."""
     if kind == RunKind.PIPELINE:
-        return new != PipelineRunStatus.QUEUED and current in (PipelineRunStatus.PENDING,
-                                                               PipelineRunStatus.QUEUED)
+        if current == PipelineRunStatus.QUEUED:
+            return not is_terminal(kind, new)
+        return current == PipelineRunStatus.PENDING and new != PipelineRunStatus.QUEUED
     return current == "pending"
 
 
