@@ -265,15 +265,16 @@ def test_started_at_is_set_once_and_ended_at_at_the_terminal_status(engine):
     run, _, _ = started_stage(engine)
     move(engine, RunKind.PIPELINE, run.id, "queued", at(1))
     first = row(engine, PipelineRun, run.id)
-    assert (first.started_at, first.ended_at, first.updated_at) == (at(1), None, at(1))
+    # Queued (behind its concurrency key) is not started yet: processing starts it.
+    assert (first.started_at, first.ended_at, first.updated_at) == (None, None, at(1))
     for minute, status in ((2, "processing"), (3, "running"), (4, "waiting"), (5, "running"),
                            (6, "complete")):
         move(engine, RunKind.PIPELINE, run.id, status, at(minute))
         stored = row(engine, PipelineRun, run.id)
-        assert (stored.started_at, stored.ended_at) == (at(1), None), status
+        assert (stored.started_at, stored.ended_at) == (at(2), None), status
     move(engine, RunKind.PIPELINE, run.id, "success", at(7))
     done = row(engine, PipelineRun, run.id)
-    assert (done.status, done.started_at, done.ended_at) == ("success", at(1), at(7))
+    assert (done.status, done.started_at, done.ended_at) == ("success", at(2), at(7))
 
 
 def test_record_statuses_returns_each_status_after_its_change(engine):
