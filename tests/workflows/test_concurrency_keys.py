@@ -155,6 +155,10 @@ async def test_a_queued_run_cancelled_leaves_the_line_and_the_next_one_starts(
     assert gone.started_at is None and stage_rows(sqlite_engine, second.id) == []
     assert [e.to_status for e in _events(sqlite_engine, second.id)] == ["queued", "cancelled"]
     _assert_one_after_another(sqlite_engine, [first, third])
+    lane_id = lane_workflow_id(str(ids[0]), "k")
+    await _lane_closed(temporal_client, lane_id)
+    await _replay_and_maybe_keep(temporal_client, [pipeline_run_workflow_id(second.id)],
+                                 lane_id)
 
 
 async def test_other_keys_and_runs_without_a_key_are_not_held_up(
