@@ -48,14 +48,15 @@ async def _start(client: Client, engine: Engine, task_queue: str, ids: tuple[UUI
 
 
 async def _start_tuned(client: Client, engine: Engine, task_queue: str,
-                       ids: tuple[UUID, UUID], key: str, **lane: int) -> PipelineRun:
-    """As control.launch starts a run, with the lane's knobs turned (lane_check_seconds,
-    lane_history_budget: used by the join that starts the lane)."""
+                       ids: tuple[UUID, UUID], key: str, *, check_seconds: int = 300,
+                       history_budget: int = 2_000) -> PipelineRun:
+    """As control.launch starts a run, with the knobs of the lane it starts turned."""
     run = await asyncio.to_thread(create_pipeline_run, engine, ids[0], ids[1],
                                   concurrency_key=key)
     await client.start_workflow(
-        PipelineRunWorkflow.run, PipelineRunInput(str(run.id), str(ids[0]),
-                                                  concurrency_key=key, **lane),
+        PipelineRunWorkflow.run, PipelineRunInput(
+            str(run.id), str(ids[0]), concurrency_key=key, lane_check_seconds=check_seconds,
+            lane_history_budget=history_budget),
         id=pipeline_run_workflow_id(run.id), task_queue=task_queue)
     return run
 
@@ -106,7 +107,7 @@ async def test_runs_with_one_key_never_overlap_and_start_in_creation_order(
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         # A small history budget: the lane continues as new while the runs go through it.
         runs = [await _start_tuned(temporal_client, sqlite_engine, task_queue, ids, "fleet-A",
-                                   lane_history_budget=15)]
+                                   history_budget=15)]
         await wait_for(lambda: _running(sqlite_engine, runs[0].id))
         runs += [await _start(temporal_client, sqlite_engine, task_queue, ids, "fleet-A")
                  for _ in range(3)]
@@ -203,7 +204,7 @@ async def test_a_terminated_holder_gives_the_turn_to_the_next_run(
     fast = make_pipeline(sqlite_engine, [StageSpec("only", devices=[{}])], name="fast")
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         stuck = await _start_tuned(temporal_client, sqlite_engine, task_queue, ids, "k",
-                                   lane_check_seconds=1)
+                                   check_seconds=1)
         after = await _start(temporal_client, sqlite_engine, task_queue, fast, "k")
         await wait_for(lambda: _running(sqlite_engine, stuck.id)
                        and run_row(sqlite_engine, after.id).status == "queued")
