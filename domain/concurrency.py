@@ -70,6 +70,11 @@ class LaneInput:
     # (a terminated workflow never says it left).
     check_seconds: int = 300
     history_budget: int = 2_000  # events before continue-as-new
+    # Runs that left lately: a join of theirs that arrives late (a retried activity) is stale.
+    recently_left: list[str] = field(default_factory=list)
+
+
+RECENTLY_LEFT_KEPT = 200
 
 
 @dataclass
@@ -78,11 +83,14 @@ class LaneState:
     waiting: list[str] = field(default_factory=list)  # pipeline run ids, in order
 
 
-def admit(waiting: list[LaneEntry], entry: LaneEntry, holder: LaneEntry | None) -> bool:
+def admit(waiting: list[LaneEntry], entry: LaneEntry, holder: LaneEntry | None,
+          recently_left: list[str] | None = None) -> bool:
     """Put `entry` in line by creation time (a join that arrives late still goes before runs
-    created after it); False if it is there already (a retried join)."""
+    created after it); False if it is there already (a retried join) or has left already."""
     if (holder is not None and holder.workflow_id == entry.workflow_id) or any(
             w.workflow_id == entry.workflow_id for w in waiting):
+        return False
+    if recently_left and entry.workflow_id in recently_left:
         return False
     at = len(waiting)
     while at > 0 and waiting[at - 1].created_epoch > entry.created_epoch:

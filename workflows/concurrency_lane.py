@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.concurrency import (
         LANE_WORKFLOW,
         QUERY_LANE_STATE,
+        RECENTLY_LEFT_KEPT,
         SIGNAL_LANE_GO,
         SIGNAL_LANE_JOIN,
         SIGNAL_LANE_LEAVE,
@@ -44,11 +45,12 @@ class ConcurrencyLaneWorkflow:
         # The carried line is in place before any signal of the first task is handled.
         self._holder: LaneEntry | None = request.holder
         self._waiting: list[LaneEntry] = list(request.waiting)
+        self._left: list[str] = list(request.recently_left)
         self._news = False
 
     @workflow.signal(name=SIGNAL_LANE_JOIN)
     def join(self, entry: LaneEntry) -> None:
-        if admit(self._waiting, entry, self._holder):
+        if admit(self._waiting, entry, self._holder, self._left):
             self._news = True
 
     @workflow.signal(name=SIGNAL_LANE_LEAVE)
@@ -56,6 +58,7 @@ class ConcurrencyLaneWorkflow:
         if self._holder is not None and self._holder.workflow_id == request.workflow_id:
             self._holder = None
         self._waiting = [w for w in self._waiting if w.workflow_id != request.workflow_id]
+        self._left = [*self._left, request.workflow_id][-RECENTLY_LEFT_KEPT:]
         self._news = True
 
     @workflow.query(name=QUERY_LANE_STATE)
@@ -76,7 +79,7 @@ class ConcurrencyLaneWorkflow:
                 workflow.continue_as_new(LaneInput(
                     request.enterprise_id, request.concurrency_key, holder=self._holder,
                     waiting=list(self._waiting), check_seconds=request.check_seconds,
-                    history_budget=request.history_budget))
+                    history_budget=request.history_budget, recently_left=list(self._left)))
             await self._wait(request.check_seconds)
         self._describe()
         await workflow.wait_condition(workflow.all_handlers_finished)

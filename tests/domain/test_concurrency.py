@@ -28,6 +28,8 @@ def test_the_line_is_in_creation_order_and_a_join_counts_once():
     assert not admit(line, _entry("b", 2), holder)  # a retried join
     assert not admit(line, _entry("h", 0), holder)  # the holder itself
     assert len(line) == 4
+    assert not admit(line, _entry("gone", 3), holder, ["pipeline-run-gone"])  # a late join
+    assert len(line) == 4
 
 
 @pytest.mark.parametrize("bad, words", [
