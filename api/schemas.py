@@ -4,6 +4,7 @@ store.definitions and store.runs."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,9 +18,18 @@ from store.shapes import one_of
 
 
 class PipelineRunCreate(BaseModel):
-    """The body of POST .../runs: an empty object (nothing to set yet)."""
+    """The body of POST .../runs: an empty object, or the run's inputs."""
 
     model_config = ConfigDict(extra="ignore")
+
+    input_values: dict[str, Any] | None = Field(
+        default=None, description="Plain inputs, name -> any JSON value. An operation's args "
+        "refer to one as `{{ inputs.NAME }}`: a string that is exactly that becomes the "
+        "value; inside a longer string, its text. Kept on the run and shown.")
+    sensitive_input_values: dict[str, str] | None = Field(
+        default=None, repr=False, description="Sensitive inputs, name -> string, referred to "
+        "the same way. Never stored, logged or shown: the run keeps only their aliases, and "
+        "they travel to the device encrypted (needs FLEETPIPE_CODEC_KEYS).")
 
 
 class PipelineRunAction(BaseModel):

@@ -7,6 +7,8 @@ again, so a failed start leaves nothing half-made behind.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
@@ -14,6 +16,7 @@ from temporalio.client import Client
 from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
 
 from domain.ids import pipeline_run_workflow_id
+from domain.inputs import SensitiveValues
 from store.runs.creation import create_pipeline_run, discard_pipeline_run
 from store.runs.tables import PipelineRun
 from workflows import names
@@ -45,19 +48,25 @@ async def start_pipeline_run(
     trigger_type: str = "manual",
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
+    input_values: Mapping[str, Any] | None = None,
+    sensitive: SensitiveValues | None = None,
 ) -> PipelineRun:
     """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
-    PipelineNotFound for an unknown pipeline (or one of another enterprise)."""
+    PipelineNotFound for an unknown pipeline (or one of another enterprise), and domain.inputs.
+    InvalidInput for an input reference the run cannot fill. Sensitive values go only into the
+    workflow's input (encrypted by the codec); the row keeps their names."""
     run = await asyncio.to_thread(
         create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,
-        trigger_source=trigger_source, previous_run_id=previous_run_id)
+        trigger_source=trigger_source, previous_run_id=previous_run_id,
+        input_values=input_values, sensitive_names=sorted(sensitive.values) if sensitive else [])
     try:
         await client.start_workflow(
             PipelineRunWorkflow.run,
             PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(enterprise_id),
                              search_attributes=search_attributes, stage_window=stage_window,
                              stage_history_budget=stage_history_budget,
-                             targets_task_queue=targets_task_queue),
+                             targets_task_queue=targets_task_queue,
+                             sensitive=sensitive if sensitive and sensitive.values else None),
             id=pipeline_run_workflow_id(run.id),
             task_queue=task_queue,
             search_attributes=run_search_attributes(run) if search_attributes else None,

@@ -84,8 +84,13 @@ async def create_pipeline_run(
     body: Annotated[PipelineRunCreate | None, Body()] = None,
 ) -> JSONResponse:
     """Starts a run of the pipeline as it is now (the run keeps that snapshot). The body is an
-    empty object. The run is numbered 1, 2, 3... per pipeline."""
-    started = await control.start_pipeline_run(enterprise_id, pipeline_id)
+    empty object, or the run's `input_values` and `sensitive_input_values`: a reference to an
+    input the run is not given, or a name given as both, is a 400 naming it. The run is
+    numbered 1, 2, 3... per pipeline."""
+    given = body or PipelineRunCreate()
+    started = await control.start_pipeline_run(
+        enterprise_id, pipeline_id, input_values=given.input_values,
+        sensitive_input_values=given.sensitive_input_values)
     return respond_outcome(started, present.pipeline_run)
 
 
