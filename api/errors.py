@@ -17,7 +17,7 @@ from starlette.routing import compile_path
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
-from control.errors import ActionRefused, Missing, RunsUnavailable
+from control.errors import ActionRefused, CodecRefused, Missing, RunsUnavailable
 from domain.inputs import InvalidInput
 from domain.operations import InvalidOperation
 from store.definitions.fields import InvalidDefinition
@@ -137,6 +137,10 @@ async def _runs_unavailable(_: Request, exc: RunsUnavailable) -> JSONResponse:
     return error_response(503, str(exc))
 
 
+async def _codec_refused(_: Request, exc: CodecRefused) -> JSONResponse:
+    return error_response(exc.status, exc.message)
+
+
 async def _not_terminal(_: Request, exc: RunNotTerminal) -> JSONResponse:
     return error_response(400, str(exc), field="status")
 
@@ -152,3 +156,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ActionRefused, _action_refused)  # type: ignore[arg-type]
     app.add_exception_handler(Missing, _missing)  # type: ignore[arg-type]
     app.add_exception_handler(RunsUnavailable, _runs_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(CodecRefused, _codec_refused)  # type: ignore[arg-type]
