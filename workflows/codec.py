@@ -127,10 +127,12 @@ class SensitivePayloadCodec(PayloadCodec):
                        data=nonce + sealed)
 
     def decrypt(self, payload: Payload) -> Payload:
-        kid = payload.metadata[KEY_ID].decode()
+        kid = payload.metadata[KEY_ID].decode("utf-8", errors="replace")
         key = self._ring.key(kid)
         nonce, sealed = payload.data[:_NONCE_BYTES], payload.data[_NONCE_BYTES:]
         try:
+            if len(nonce) != _NONCE_BYTES:
+                raise InvalidTag
             clear = AESGCM(key).decrypt(nonce, sealed, kid.encode())
         except InvalidTag:
             raise CodecUnavailable(f"payload does not decrypt with key {kid!r} (another key "

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Body, Header
 from fastapi.responses import JSONResponse
 
 from api.deps import CallerDep, CodecDep
-from api.envelope import error_responses
+from api.envelope import COMMON_ERRORS, error_responses
 
-router = APIRouter(tags=["Payload codec"], responses=error_responses(400, 401, 503))
+router = APIRouter(tags=["Payload codec"], responses=error_responses(*COMMON_ERRORS, 503))
 
 PayloadsBody = Annotated[dict[str, Any], Body(
     description='Payloads in protobuf JSON: {"payloads": [{"metadata": {"encoding": '
