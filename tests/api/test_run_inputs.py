@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy
 from google.protobuf import json_format
 from sqlalchemy.engine import Engine
-from temporalio.api.common.v1 import Payloads
+from temporalio.api.common.v1 import Payload, Payloads
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
@@ -28,7 +28,13 @@ from tests.api.test_envelope_auth import assert_error
 from tests.api.test_runs_e2e import devices, until
 from tests.conftest import TEST_CODEC_KEYS
 from worker import running_worker
-from workflows.codec import ENCODING
+from workflows.codec import (
+    ENCODING,
+    SENSITIVE_MARK,
+    SensitivePayloadCodec,
+    new_key_entry,
+    parse_keyring,
+)
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -254,3 +260,22 @@ async def test_the_codec_endpoint_allows_only_the_web_uis_origin(sqlite_engine: 
         assert_error(wrong_namespace, 400)
         malformed = await api.http.post("/codec/encode", json={"payloads": "nope"})
         assert_error(malformed, 400)
+
+
+async def test_the_codec_endpoint_decodes_after_a_rotation_and_names_a_missing_key(
+        sqlite_engine: Engine):
+    old, new = new_key_entry("kid1"), new_key_entry("kid2")
+    [sealed] = await SensitivePayloadCodec(parse_keyring(old)).encode([Payload(
+        metadata={"encoding": b"json/plain", SENSITIVE_MARK: b"1"}, data=b'"rotated"')])
+    body = json_format.MessageToDict(Payloads(payloads=[sealed]))
+    async with api_for(sqlite_engine, settings=settings_for(codec_keys=f"{new},{old}")) as api:
+        decoded = await api.http.post("/codec/decode", json=body)
+        assert decoded.status_code == 200, decoded.text
+        assert base64.b64decode(decoded.json()["payloads"][0]["data"]) == b'"rotated"'
+        encoded = await api.http.post("/codec/encode", json=decoded.json())
+        [again] = encoded.json()["payloads"]
+        assert base64.b64decode(again["metadata"]["encryption-key-id"]) == b"kid2"
+    async with api_for(sqlite_engine, enterprise="other",
+                       settings=settings_for(codec_keys=new)) as api:
+        refused = await api.http.post("/codec/decode", json=body)
+        assert_error(refused, 400, "'kid1'")

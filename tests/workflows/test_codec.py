@@ -4,10 +4,12 @@ and payloads it did not encrypt (every history recorded before it) pass through.
 from __future__ import annotations
 
 import pytest
+from pydantic import ValidationError
 from temporalio.api.common.v1 import Payload
 
 from activities.messages import DispatchInput
 from domain.inputs import SensitiveValues
+from settings import Settings, settings_problem
 from workflows.codec import (
     ENCODING,
     KEY_ID,
@@ -91,3 +93,12 @@ def test_unreadable_keys_are_refused_without_quoting_them(text, fault):
 def test_a_key_id_given_twice_is_refused():
     with pytest.raises(CodecKeysInvalid, match="twice"):
         parse_keyring(f"{KID1},{KID1}")
+
+
+def test_a_bad_key_setting_names_the_variable_never_the_key(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FLEETPIPE_CODEC_KEYS", "kid1:c2VjcmV0LWtleQ==")
+    with pytest.raises(ValidationError) as refused:
+        Settings()
+    line = settings_problem(refused.value)
+    assert "FLEETPIPE_CODEC_KEYS" in line and "is 10 bytes" in line
+    assert "c2VjcmV0LWtleQ" not in line
