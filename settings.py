@@ -6,9 +6,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from workflows.codec import CodecKeysInvalid, KeyRing, parse_keyring
 from workflows.names import targets_task_queue
 
 # The device gateways a worker can drive (devices/choice.py builds each).
@@ -76,6 +77,27 @@ class Settings(BaseSettings):
     worker_metrics_port: int = 9464
     log_format: Literal["text", "json"] = "text"
 
+    # The payload codec's keys, `kid:base64key,...` (32-byte AES keys; the first encrypts, all
+    # decrypt): every API and worker process needs the same. Empty: sensitive run inputs are
+    # refused. The Web UI origins allowed to call the codec endpoint (comma-separated).
+    codec_keys: str = Field(default="", repr=False)
+    codec_cors_origins: str = "http://127.0.0.1:8233,http://localhost:8233"
+
+    @field_validator("codec_keys")
+    @classmethod
+    def _readable_keys(cls, value: str) -> str:
+        try:
+            parse_keyring(value)
+        except CodecKeysInvalid as exc:
+            raise ValueError(f"FLEETPIPE_CODEC_KEYS: {exc}") from None
+        return value
+
+    def codec_keyring(self) -> KeyRing:
+        return parse_keyring(self.codec_keys)
+
+    def codec_origins(self) -> list[str]:
+        return [o.strip().rstrip("/") for o in self.codec_cors_origins.split(",") if o.strip()]
+
     def resolved_targets_task_queue(self) -> str:
         return self.targets_task_queue or targets_task_queue(self.task_queue)
 
@@ -90,10 +112,16 @@ def get_settings() -> Settings:
     return Settings()
 
 
+_SECRET_SETTINGS = {"FLEETPIPE_CODEC_KEYS", "FLEETPIPE_ESPER_API_KEY"}
+
+
 def settings_problem(error: ValidationError) -> str:
     """A refused setting as one line an operator can act on (the variable, why, the value)."""
     parts = []
     for item in error.errors():
         name = "FLEETPIPE_" + "_".join(str(part) for part in item["loc"]).upper()
-        parts.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
+        if name in _SECRET_SETTINGS:  # a key is never echoed, even a malformed one
+            parts.append(f"{name}: {item['msg']}")
+        else:
+            parts.append(f"{name}: {item['msg']} (got {item.get('input')!r})")
     return "; ".join(parts)

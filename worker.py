@@ -42,7 +42,7 @@ from store.migrations import StoreNotAtHead, require_head
 from store.runs.gauges import run_gauges
 from workflows import names
 from workflows.concurrency_lane import ConcurrencyLaneWorkflow
-from workflows.converter import DATA_CONVERTER
+from workflows.converter import data_converter
 from workflows.pipeline_run import PipelineRunWorkflow
 from workflows.stage_run import StageRunWorkflow
 from workflows.target_run import TargetRunWorkflow
@@ -186,7 +186,7 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     require_head(engine)  # the schema is `fleetpipe db upgrade`'s to change, never ours
     sdk_port = free_loopback_port() if settings.worker_metrics_port else 0
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
-                                  data_converter=DATA_CONVERTER,
+                                  data_converter=data_converter(settings.codec_keyring()),
                                   runtime=sdk_metrics_runtime(sdk_port) if sdk_port else None)
     if stop is None:
         stop = asyncio.Event()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from domain.inputs import SensitiveValues
 from domain.records import RetriedTarget, StageRunInfo, StatusChange
 
 
@@ -95,6 +96,9 @@ class DispatchInput:
     target_run_id: str
     attempt: int
     at_epoch: float
+    # The run's sensitive inputs: applied to the args sent to the gateway only (the command
+    # row keeps their references).
+    sensitive: SensitiveValues | None = None
 
 
 @dataclass

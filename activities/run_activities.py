@@ -40,6 +40,7 @@ from activities.messages import (
 )
 from domain.commands import DeviceCommand
 from domain.gateway import DeviceGateway
+from domain.inputs import apply_inputs
 from domain.records import RetriedTarget, StagePlan
 from domain.statuses import RunKind, is_terminal
 from observability.logs import log_fields
@@ -161,10 +162,14 @@ class RunActivities:
         with log_fields(pipeline_run_id=plan.pipeline_run_id, stage_run_id=plan.stage_run_id,
                         target_run_id=request.target_run_id, command_id=plan.command_id):
             if not plan.already_sent:
+                # Sensitive inputs reach the gateway's copy of the args only; the command
+                # row keeps their references.
+                args = (apply_inputs(plan.args, request.sensitive.values)
+                        if request.sensitive else plan.args)
                 await self._send(DeviceCommand(
                     command_id=plan.command_id, target_run_id=request.target_run_id,
                     enterprise_id="", device_id=plan.device_id,
-                    operation_type=plan.operation_type, args=plan.args,
+                    operation_type=plan.operation_type, args=args,
                     device_attributes=plan.device_attributes,
                 ))
             status = await self._db(commands.mark_dispatched, self._engine, target_run_id,

@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
+from api.codec_cors import CodecCorsMiddleware
 from api.docs_pages import install_docs
 from api.envelope import ErrorEnvelope
 from api.errors import install_error_handlers
@@ -32,6 +33,7 @@ from api.middleware import (
 )
 from api.observe import RequestObservability, RouteCapture
 from api.routers import (
+    codec,
     commands,
     device_groups,
     devices,
@@ -43,6 +45,7 @@ from api.routers import (
     target_lists,
     target_runs,
 )
+from control.codec import PayloadCodecService
 from control.connection import TemporalConnection
 from control.service import RunControl
 from observability.logs import configure_logging
@@ -78,6 +81,8 @@ TAGS = [
     {"name": "Operations", "description": "Operation lists of a stage and their operations."},
     {"name": "Devices", "description": "The enterprise's devices."},
     {"name": "Device groups", "description": "Named sets of devices."},
+    {"name": "Payload codec", "description": "The Temporal remote codec (`/codec/decode`, "
+     "`/codec/encode`): shows a run's encrypted sensitive inputs in the Temporal Web UI."},
 ]
 
 ROUTERS = [pipeline_runs, stage_runs, target_runs, commands, pipelines, stages, target_lists,
@@ -179,18 +184,21 @@ def create_app(
     # The run-control service is built once, with the engine: here when one is given (an ASGI
     # client in tests may not run the lifespan), else in the lifespan that opens it.
     app.state.control = RunControl(engine, temporal, settings) if engine is not None else None
+    app.state.codec = PayloadCodecService(settings.codec_keyring(), settings.temporal_namespace)
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
+    app.include_router(codec.router)  # where the Temporal Web UI's codec setting points
     install_docs(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
-    # Last added runs first: request id and metrics, aliases, then the size limit, the input
-    # guard, the catch-all, then the route capture around the app.
+    # Last added runs first: request id and metrics, the codec's CORS, aliases, then the size
+    # limit, the input guard, the catch-all, then the route capture around the app.
     app.add_middleware(RouteCapture)
     app.add_middleware(CatchAllMiddleware)
     app.add_middleware(InputGuardMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_bytes)
     app.add_middleware(PathAliasMiddleware)
+    app.add_middleware(CodecCorsMiddleware, origins=settings.codec_origins())
     app.add_middleware(RequestObservability)
     app.openapi = _openapi(app)  # type: ignore[method-assign]
     return app

@@ -15,6 +15,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError
+from control.codec import PayloadCodecService
 from control.service import RunControl
 from domain.bounds import MAX_OFFSET
 from store.db import transaction
@@ -39,6 +40,10 @@ def get_control(request: Request) -> RunControl:
     """The run-control service, built once with the app. It connects to Temporal only when an
     action gets past its pre-checks: a request refused earlier never waits on a connection."""
     return request.app.state.control
+
+
+def get_codec(request: Request) -> PayloadCodecService:
+    return request.app.state.codec
 
 
 _auth_header = APIKeyHeader(
@@ -94,6 +99,7 @@ def get_paging(
 
 SessionDep = Annotated[Session, Depends(get_session, scope="function")]
 ControlDep = Annotated[RunControl, Depends(get_control)]
+CodecDep = Annotated[PayloadCodecService, Depends(get_codec)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 EnterpriseDep = Annotated[UUID, Depends(get_enterprise)]
 PagingDep = Annotated[Paging, Depends(get_paging)]

@@ -17,7 +17,8 @@ from starlette.routing import compile_path
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
-from control.errors import ActionRefused, Missing, RunsUnavailable
+from control.errors import ActionRefused, CodecRefused, Missing, RunsUnavailable
+from domain.inputs import InvalidInput
 from domain.operations import InvalidOperation
 from store.definitions.fields import InvalidDefinition
 from store.paging import InvalidQuery
@@ -119,8 +120,8 @@ async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
     return error_response(404, str(exc))
 
 
-async def _bad_field(_: Request, exc: InvalidDefinition | InvalidQuery | InvalidOperation,
-                     ) -> JSONResponse:
+async def _bad_field(_: Request, exc: InvalidDefinition | InvalidQuery | InvalidOperation
+                     | InvalidInput) -> JSONResponse:
     return error_response(400, str(exc), field=exc.field)
 
 
@@ -136,6 +137,10 @@ async def _runs_unavailable(_: Request, exc: RunsUnavailable) -> JSONResponse:
     return error_response(503, str(exc))
 
 
+async def _codec_refused(_: Request, exc: CodecRefused) -> JSONResponse:
+    return error_response(exc.status, exc.message)
+
+
 async def _not_terminal(_: Request, exc: RunNotTerminal) -> JSONResponse:
     return error_response(400, str(exc), field="status")
 
@@ -145,9 +150,10 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(ApiError, _api_error)  # type: ignore[arg-type]
     app.add_exception_handler(NotFound, _not_found)  # type: ignore[arg-type]
-    for kind in (InvalidDefinition, InvalidQuery, InvalidOperation):
+    for kind in (InvalidDefinition, InvalidQuery, InvalidOperation, InvalidInput):
         app.add_exception_handler(kind, _bad_field)  # type: ignore[arg-type]
     app.add_exception_handler(RunNotTerminal, _not_terminal)  # type: ignore[arg-type]
     app.add_exception_handler(ActionRefused, _action_refused)  # type: ignore[arg-type]
     app.add_exception_handler(Missing, _missing)  # type: ignore[arg-type]
     app.add_exception_handler(RunsUnavailable, _runs_unavailable)  # type: ignore[arg-type]
+    app.add_exception_handler(CodecRefused, _codec_refused)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ store.definitions and store.runs."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -33,6 +34,15 @@ class PipelineRunCreate(BaseModel):
     @classmethod
     def _key(cls, value: str | None) -> str | None:
         return None if value is None else check_concurrency_key(value)
+
+    input_values: dict[str, Any] | None = Field(
+        default=None, description="Plain inputs, name -> any JSON value. An operation's args "
+        "refer to one as `{{ inputs.NAME }}`: a string that is exactly that becomes the "
+        "value; inside a longer string, its text. Kept on the run and shown.")
+    sensitive_input_values: dict[str, str] | None = Field(
+        default=None, repr=False, description="Sensitive inputs, name -> string, referred to "
+        "the same way. Never stored, logged or shown: the run keeps only their aliases, and "
+        "they travel to the device encrypted (needs FLEETPIPE_CODEC_KEYS).")
 
 
 class PipelineRunAction(BaseModel):

@@ -62,6 +62,7 @@ from temporalio.client import Client, WorkflowExecutionStatus  # noqa: E402
 from bench import baseline  # noqa: E402
 from bench.databases import describe, fresh_store  # noqa: E402
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id  # noqa: E402
+from settings import get_settings  # noqa: E402
 from store.db import make_engine, transaction  # noqa: E402
 from store.definitions.devices import Device  # noqa: E402
 from store.definitions.operation_lists import Operation, OperationList  # noqa: E402
@@ -75,7 +76,7 @@ from store.definitions.tenants import create_token, ensure_enterprise  # noqa: E
 from store.migrations import upgrade  # noqa: E402
 from store.types import utcnow  # noqa: E402
 from workflows import names  # noqa: E402
-from workflows.converter import DATA_CONVERTER  # noqa: E402
+from workflows.converter import data_converter  # noqa: E402
 from workflows.messages import PipelineRunResult, StageState  # noqa: E402
 
 BASE = "/api/pipelines/v0"
@@ -280,7 +281,8 @@ async def connect(address: str, deadline: float) -> Client:
     while time.monotonic() < deadline:
         try:
             client = await asyncio.wait_for(
-                Client.connect(address, data_converter=DATA_CONVERTER), 5)
+                Client.connect(address, data_converter=data_converter(
+                    get_settings().codec_keyring())), 5)
             await client.count_workflows()  # the default namespace is ready
             return client
         except Exception as err:  # not up yet

@@ -56,6 +56,7 @@ from bench.fanout import Processes, child_env, connect, free_port, temporal_argv
 from store.db import make_engine  # noqa: E402
 from store.definitions.tenants import create_token, ensure_enterprise  # noqa: E402
 from store.migrations import upgrade  # noqa: E402
+from workflows.codec import new_key_entry  # noqa: E402
 
 BASE = "/api/pipelines/v0"
 INSTALL = {"operation_type": "INSTALL",
@@ -273,7 +274,9 @@ def fuzz_database(kind: str, db_url: str, address: str, work: Path, args: argpar
     api_port = free_port()
     env = child_env({"FLEETPIPE_TEMPORAL_ADDRESS": address, "FLEETPIPE_DATABASE_URL": db_url,
                      "FLEETPIPE_DATA_DIR": str(work / f"data-{kind}"),
-                     "FLEETPIPE_TASK_QUEUE": f"fuzz-{kind}-{uuid.uuid4().hex[:6]}"})
+                     "FLEETPIPE_TASK_QUEUE": f"fuzz-{kind}-{uuid.uuid4().hex[:6]}",
+                     # So /codec/* is fuzzed as deployed (without keys it answers 503).
+                     "FLEETPIPE_CODEC_KEYS": new_key_entry("fuzz")})
     procs.start("worker", [sys.executable, str(REPO / "worker.py")], work / f"worker-{kind}.log",
                 env=env)
     procs.start("api", [sys.executable, "-m", "uvicorn", "api.app:app", "--host", "127.0.0.1",

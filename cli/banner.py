@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from cli.dev_stack import CODEC_KEYS_FILE
 from cli.seed import DEMO_ENTERPRISE, DemoSeed
 from settings import Settings
 
@@ -20,6 +21,8 @@ def banner(settings: Settings, ui_url: str, seed: DemoSeed, token_file: Path) ->
     base = f"http://{settings.api_host}:{settings.api_port}"
     api = f"{base}/api/pipelines/v0"
     auth = '-H "Authorization: Token $FLEETPIPE_TOKEN"'
+    keys = ("from FLEETPIPE_CODEC_KEYS" if settings.codec_keys
+            else f"kept in {settings.data_dir.resolve() / CODEC_KEYS_FILE}")
     return f"""
 fleetpipe dev stack is up.
 
@@ -28,6 +31,10 @@ fleetpipe dev stack is up.
   API token   {seed.token}
               (enterprise "{DEMO_ENTERPRISE}"; kept in {token_file})
   Data        {settings.data_dir.resolve()}
+  Codec key   {keys}
+              (sensitive run inputs travel encrypted with it; to read them in a history:
+              temporal workflow show -w <id> --codec-endpoint {base}/codec \\
+                --codec-auth "Token $FLEETPIPE_TOKEN")
 
 Drive the demo pipeline from another shell (copy-paste):
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import os
 import shutil
 import sys
 import urllib.error
@@ -14,11 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from settings import Settings
+from workflows.codec import CodecKeysInvalid, new_key_entry, parse_keyring
 from workflows.names import SEARCH_ATTRIBUTES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TEMPORAL_DB = "temporal.db"
 TEMPORAL_LOG = "temporal.log"
+CODEC_KEYS_FILE = "codec-keys"
+DEV_KEY_ID = "dev-1"
 
 
 def temporal_binary() -> str:
@@ -86,8 +90,31 @@ def child_env(settings: Settings, base: Mapping[str, str]) -> dict[str, str]:
     env["FLEETPIPE_DATA_DIR"] = str(settings.data_dir.resolve())
     env["FLEETPIPE_DATABASE_URL"] = settings.resolved_database_url()
     env["FLEETPIPE_API_HOST"], env["FLEETPIPE_API_PORT"] = settings.api_host, str(settings.api_port)
+    env["FLEETPIPE_CODEC_KEYS"] = dev_codec_keys(settings)
     env["PYTHONUNBUFFERED"] = "1"  # their logs show up as they happen
     return env
+
+
+def dev_codec_keys(settings: Settings) -> str:
+    """The payload codec's keys for the dev stack: FLEETPIPE_CODEC_KEYS when set, else a key
+    made on first start and kept in the data dir (owner-only), so the worker and the API share
+    it and runs with sensitive inputs still decode after a restart."""
+    if settings.codec_keys:
+        return settings.codec_keys
+    path = settings.data_dir.resolve() / CODEC_KEYS_FILE
+    if path.exists():
+        kept = path.read_text().strip()
+        try:
+            parse_keyring(kept)  # a damaged file is refused, not replaced (its runs need it)
+        except CodecKeysInvalid as exc:
+            raise CodecKeysInvalid(f"{path}: {exc}") from None
+        return kept
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = new_key_entry(DEV_KEY_ID)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as file:
+        file.write(entry + "\n")
+    return entry
 
 
 def _module_file(name: str) -> Path:

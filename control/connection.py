@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from control.errors import RunsUnavailable
 from settings import Settings
-from workflows.converter import DATA_CONVERTER
+from workflows.converter import data_converter
 
 
 class TemporalConnection:
@@ -28,7 +28,7 @@ class TemporalConnection:
                     self._client = await Client.connect(
                         self._settings.temporal_address,
                         namespace=self._settings.temporal_namespace,
-                        data_converter=DATA_CONVERTER,
+                        data_converter=data_converter(self._settings.codec_keyring()),
                     )
                 except Exception as exc:  # the SDK raises plain RuntimeError on connect
                     raise RunsUnavailable(

@@ -22,3 +22,13 @@ class Missing(LookupError):
 
 class RunsUnavailable(Exception):
     """Temporal cannot be reached, or refused to pass a recorded event on to its run."""
+
+
+class CodecRefused(Exception):
+    """The payload codec endpoint cannot do what was asked: no keys configured (`status` 503),
+    or payloads it cannot read (400). The message says which and what to do."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message

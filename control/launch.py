@@ -7,6 +7,8 @@ again, so a failed start leaves nothing half-made behind.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
@@ -15,6 +17,7 @@ from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSear
 
 from domain.concurrency import check_concurrency_key
 from domain.ids import pipeline_run_workflow_id
+from domain.inputs import SensitiveValues
 from store.runs.creation import create_pipeline_run, discard_pipeline_run
 from store.runs.tables import PipelineRun
 from workflows import names
@@ -47,17 +50,22 @@ async def start_pipeline_run(
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
     concurrency_key: str | None = None,
+    input_values: Mapping[str, Any] | None = None,
+    sensitive: SensitiveValues | None = None,
 ) -> PipelineRun:
     """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
-    PipelineNotFound for an unknown pipeline (or one of another enterprise). With a
-    concurrency key the run waits `queued` for the enterprise's other runs with that key
-    (ValueError for a key domain.concurrency refuses)."""
+    PipelineNotFound for an unknown pipeline (or one of another enterprise), and domain.inputs.
+    InvalidInput for an input reference the run cannot fill. Sensitive values go only into the
+    workflow's input (encrypted by the codec); the row keeps their names. With a concurrency
+    key the run waits `queued` for the enterprise's other runs with that key (ValueError for a
+    key domain.concurrency refuses)."""
     if concurrency_key is not None:
         check_concurrency_key(concurrency_key)
     run = await asyncio.to_thread(
         create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,
         trigger_source=trigger_source, previous_run_id=previous_run_id,
-        concurrency_key=concurrency_key)
+        concurrency_key=concurrency_key, input_values=input_values,
+        sensitive_names=sorted(sensitive.values) if sensitive else [])
     try:
         await client.start_workflow(
             PipelineRunWorkflow.run,
@@ -65,7 +73,8 @@ async def start_pipeline_run(
                              search_attributes=search_attributes, stage_window=stage_window,
                              stage_history_budget=stage_history_budget,
                              targets_task_queue=targets_task_queue,
-                             concurrency_key=concurrency_key),
+                             concurrency_key=concurrency_key,
+                             sensitive=sensitive if sensitive and sensitive.values else None),
             id=pipeline_run_workflow_id(run.id),
             task_queue=task_queue,
             search_attributes=run_search_attributes(run) if search_attributes else None,

@@ -11,9 +11,9 @@ the answer is due. Which workflow owns what:
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
@@ -23,6 +23,7 @@ from temporalio.service import RPCError
 from control.closing import RunCloser
 from control.connection import TemporalConnection
 from control.errors import ActionRefused, Missing, RunsUnavailable
+from control.inputs import check_run_inputs
 from control.launch import start_pipeline_run
 from control.relay import CommandEventRelay
 from control.updates import answer_deadline, send_update, settle
@@ -137,11 +138,16 @@ class RunControl:
         return await asyncio.to_thread(self._reader(work))
 
     # ---- pipeline runs -------------------------------------------------------------------
-    async def start_pipeline_run(self, enterprise_id: UUID, pipeline_id: UUID, *,
-                                 concurrency_key: str | None = None) -> Outcome[PipelineRun]:
-        """A run of the pipeline as it is now, started by an operator. With a concurrency key
-        it starts only when no other active run of the enterprise has that key (it waits
-        `queued`, in creation order)."""
+    async def start_pipeline_run(
+        self, enterprise_id: UUID, pipeline_id: UUID, *,
+        concurrency_key: str | None = None,
+        input_values: Mapping[str, Any] | None = None,
+        sensitive_input_values: Mapping[str, str] | None = None,
+    ) -> Outcome[PipelineRun]:
+        """A run of the pipeline as it is now, started by an operator, with its inputs
+        (control.inputs: refused whole, before anything is made, when they cannot be used).
+        With a concurrency key it starts only when no other active run of the enterprise has
+        that key (it waits `queued`, in creation order)."""
         if concurrency_key is not None:
             try:
                 check_concurrency_key(concurrency_key)
@@ -149,6 +155,7 @@ class RunControl:
                 raise ActionRefused("concurrency_key", str(bad)) from None
         await self._read(lambda s: pipelines.get_pipeline(s, enterprise_id, pipeline_id))
         settings = self._settings
+        sensitive = check_run_inputs(settings, input_values or {}, sensitive_input_values or {})
         try:
             run = await start_pipeline_run(
                 await self._temporal.get(), self._engine, enterprise_id=enterprise_id,
@@ -156,7 +163,8 @@ class RunControl:
                 search_attributes=settings.search_attributes,
                 stage_window=settings.stage_window,
                 targets_task_queue=settings.targets_task_queue, trigger_type="manual",
-                trigger_source="api", concurrency_key=concurrency_key)
+                trigger_source="api", concurrency_key=concurrency_key,
+                input_values=input_values, sensitive=sensitive)
         except PipelineNotFound:
             raise NotFound("pipeline", pipeline_id) from None
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))

@@ -9,6 +9,8 @@ across restarts), and `start()` picks up the commands an earlier process left op
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import json
 import logging
 import random
 import time
@@ -42,6 +44,12 @@ CANCEL_REASON = "cancelled at the gateway"
 _ORDER: dict[str, int] = {s: i for i, s in enumerate(
     (_C.SCHEDULED, _C.QUEUED, _C.INITIATED, _C.ACKNOWLEDGED, _C.INPROGRESS, _C.SUCCESS))}
 _ORDER[_C.FAILURE] = _ORDER[_C.SUCCESS]
+
+
+def args_digest(args: dict) -> str:
+    """SHA-256 of the args as canonical JSON."""
+    canonical = json.dumps(args, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -123,11 +131,15 @@ class SimulatedFleet:
         self._tasks: set[asyncio.Task[None]] = set()
         self.send_calls: Counter[str] = Counter()  # every send, for tests
         self.deliveries: Counter[str] = Counter()  # commands this process started on a device
+        # What each device was sent, as a digest (args_digest): the test's view of the device
+        # side, without keeping a run's sensitive inputs in memory in clear.
+        self.received_digests: dict[str, str] = {}
 
     # ---- DeviceGateway ---------------------------------------------------------------------
     async def send(self, command: DeviceCommand) -> None:
         cid = command.command_id
         self.send_calls[cid] += 1
+        self.received_digests[cid] = args_digest(command.args)
         if cid in self._walks or cid in self._ended:
             return  # already have it: the command id is the idempotency key
         walk = _Walk(command)

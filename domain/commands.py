@@ -18,7 +18,8 @@ class DeviceCommand:
     enterprise_id: str
     device_id: str
     operation_type: str
-    args: dict[str, Any] = field(default_factory=dict)
+    # Out of the repr: they may hold a run's sensitive inputs (only the device sees them).
+    args: dict[str, Any] = field(default_factory=dict, repr=False)
     device_attributes: dict[str, str] = field(default_factory=dict)
 
 

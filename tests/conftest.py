@@ -23,12 +23,18 @@ from observability.logs import make_handler
 from store.db import make_engine
 from store.migrations import upgrade
 from tests.builders import Rows
-from workflows.converter import DATA_CONVERTER
+from workflows.codec import parse_keyring
+from workflows.converter import data_converter
 from workflows.names import SEARCH_ATTRIBUTES
 
 # The tests run many worker processes on one host, often at once: none of them serves a metrics
 # port (each would want 9464) unless a test gives it one (tests/observability do).
 os.environ["FLEETPIPE_WORKER_METRICS_PORT"] = "0"
+
+# The payload codec's key of every test client and worker (a test's API gets it through
+# settings_for(codec_keys=TEST_CODEC_KEYS)): fixed, so a failing test's history can be read.
+TEST_CODEC_KEYS = "test-1:" + "dGVzdC1rZXktMzItYnl0ZXMtZm9yLWFlcy1nY20hISE="
+TEST_CONVERTER = data_converter(parse_keyring(TEST_CODEC_KEYS))
 
 POSTGRES_URL = os.environ.get(
     "FLEETPIPE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -57,7 +63,7 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=venv_binary("temporal"),
         search_attributes=keys,
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_CONVERTER,
         # The SDK's 5 s default is too short on a loaded 2-core machine.
         dev_server_startup_timeout=timedelta(seconds=60),
     )
@@ -74,7 +80,7 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
     workflow stuck in one test would otherwise stop time for every later one."""
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=venv_binary("temporal-test-server"),
-        data_converter=DATA_CONVERTER,
+        data_converter=TEST_CONVERTER,
         test_server_startup_timeout=timedelta(seconds=60),
     )
     try:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from domain.commands import CommandEvent
+from domain.inputs import SensitiveValues
 
 
 # ---- PipelineRunWorkflow -------------------------------------------------------------------
@@ -24,6 +25,9 @@ class PipelineRunInput:
     # For the lane this run starts, if it starts one (domain.concurrency.LaneInput).
     lane_check_seconds: int = 300
     lane_history_budget: int = 2_000
+    # The run's sensitive inputs, passed down to every dispatch; the codec encrypts every
+    # payload that carries them (workflows/converter.py). None: the run has none.
+    sensitive: SensitiveValues | None = None
 
 
 @dataclass
@@ -133,6 +137,7 @@ class StageRunInput:
     carry: StageCarry | None = None
     history_budget: int = 4_000  # events before continue-as-new (10,240 is Temporal's warning)
     targets_task_queue: str = ""  # empty: names.targets_task_queue of the stage's own queue
+    sensitive: SensitiveValues | None = None  # the run's, for its target runs
 
 
 @dataclass
@@ -215,6 +220,7 @@ class TargetRunInput:
     timeout_seconds: int
     stage_workflow_id: str
     retries: dict[str, int] = field(default_factory=dict)  # FAILED / TIMED_OUT -> count
+    sensitive: SensitiveValues | None = None  # the run's, for the dispatch only
 
 
 @dataclass

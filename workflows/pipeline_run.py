@@ -311,7 +311,7 @@ class PipelineRunWorkflow:
                 enterprise_id=request.enterprise_id, timeout_seconds=stage.timeout_seconds,
                 rollout=stage.rollout, window=request.stage_window, paused=self._paused,
                 history_budget=request.stage_history_budget,
-                targets_task_queue=request.targets_task_queue,
+                targets_task_queue=request.targets_task_queue, sensitive=request.sensitive,
             ),
             id=stage_run_workflow_id(stage.stage_run_id),
             result_type=StageRunResult,

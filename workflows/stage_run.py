@@ -301,7 +301,7 @@ class StageRunWorkflow:
                     enterprise_id=request.enterprise_id, timeout_seconds=request.timeout_seconds,
                     rollout=request.rollout, window=request.window, carry=c,
                     history_budget=request.history_budget,
-                    targets_task_queue=request.targets_task_queue))
+                    targets_task_queue=request.targets_task_queue, sensitive=request.sensitive))
             wake_at = await self._fill_window()
             self._describe()
             await self._wait(wake_at)
@@ -414,6 +414,7 @@ class StageRunWorkflow:
                     timeout_seconds=self._in.timeout_seconds,
                     stage_workflow_id=workflow.info().workflow_id,
                     retries=rollout.retries_allowed(self._rollout),
+                    sensitive=self._in.sensitive,
                 ),
                 id=target_run_workflow_id(target_id),
                 task_queue=(self._in.targets_task_queue

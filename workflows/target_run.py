@@ -157,7 +157,7 @@ class TargetRunWorkflow:
             # idempotent by command id, so a re-run after a crash sends nothing twice).
             dispatch = await call_local(RunActivities.dispatch_command,
                                         DispatchInput(request.target_run_id, attempt,
-                                                      epoch_now()))
+                                                      epoch_now(), request.sensitive))
             if is_terminal(RunKind.TARGET, dispatch.target_status):
                 self._status = dispatch.target_status
                 if dispatch.command_id:
@@ -282,7 +282,7 @@ class TargetRunWorkflow:
             # ended row sends nothing and tells the command it ended with.
             dispatch = await call_local(RunActivities.dispatch_command,
                                         DispatchInput(request.target_run_id, attempt,
-                                                      epoch_now()))
+                                                      epoch_now(), request.sensitive))
             if dispatch.command_id:
                 return self._ended_earlier(dispatch.command_id, dispatch.command_status)
         return TargetRunResult(status=self._status)

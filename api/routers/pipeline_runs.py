@@ -84,12 +84,15 @@ async def create_pipeline_run(
     body: Annotated[PipelineRunCreate | None, Body()] = None,
 ) -> JSONResponse:
     """Starts a run of the pipeline as it is now (the run keeps that snapshot). The body is an
-    empty object, or `{"concurrency_key": "..."}`: the run then waits `queued` while another
-    active run of the enterprise has that key, and starts in creation order. The run is
-    numbered 1, 2, 3... per pipeline."""
+    empty object, or the run's options: `concurrency_key` (the run then waits `queued` while
+    another active run of the enterprise has that key, and starts in creation order), and its
+    `input_values` and `sensitive_input_values` (a reference to an input the run is not given,
+    or a name given as both, is a 400 naming it). The run is numbered 1, 2, 3... per
+    pipeline."""
+    given = body or PipelineRunCreate()
     started = await control.start_pipeline_run(
-        enterprise_id, pipeline_id,
-        concurrency_key=body.concurrency_key if body is not None else None)
+        enterprise_id, pipeline_id, concurrency_key=given.concurrency_key,
+        input_values=given.input_values, sensitive_input_values=given.sensitive_input_values)
     return respond_outcome(started, present.pipeline_run)
 
 

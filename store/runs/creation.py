@@ -5,12 +5,15 @@ Idempotent like every workflow write: stage runs have derived ids, made the firs
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID, uuid5
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
+from domain.inputs import alias, apply_to_snapshot
 from domain.records import StageRunInfo
 from domain.schemas import OperationSnapshot, PipelineSnapshot, RolloutConfig, StageSnapshot
 from store.db import transaction
@@ -90,12 +93,17 @@ def create_pipeline_run(
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
     concurrency_key: str | None = None,
+    input_values: Mapping[str, Any] | None = None,
+    sensitive_names: Sequence[str] = (),
 ) -> PipelineRun:
-    """A pending run with the next run number and a snapshot of its pipeline.
+    """A pending run with the next run number and a snapshot of its pipeline, the plain
+    inputs applied to its args (domain.inputs; the sensitive ones keep their references).
 
     The counter is bumped by one UPDATE, so concurrent starts get distinct numbers on SQLite
-    (one writer at a time) and PostgreSQL (the row lock) alike.
+    (one writer at a time) and PostgreSQL (the row lock) alike. An input reference the run
+    cannot fill raises domain.inputs.InvalidInput, and nothing is written.
     """
+    plain = dict(input_values or {})
     with transaction(engine) as session:
         bumped = session.execute(
             update(Pipeline)
@@ -107,7 +115,8 @@ def create_pipeline_run(
             raise PipelineNotFound(str(pipeline_id))
         pipeline = session.get(Pipeline, pipeline_id)
         assert pipeline is not None
-        snapshot = snapshot_pipeline(session, pipeline)
+        snapshot = apply_to_snapshot(snapshot_pipeline(session, pipeline), plain,
+                                     set(sensitive_names))
         run = PipelineRun(
             enterprise_id=enterprise_id,
             pipeline_id=pipeline_id,
@@ -118,6 +127,8 @@ def create_pipeline_run(
             trigger_type=trigger_type,
             trigger_source=trigger_source,
             concurrency_key=concurrency_key,
+            input_values=plain,
+            sensitive_input_aliases={name: alias(name) for name in sensitive_names},
         )
         session.add(run)
     return run

@@ -8,9 +8,10 @@ the later of its bases' fields first (see store.shapes).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
+from pydantic import BeforeValidator
 from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -62,6 +63,11 @@ class PipelineRun(RunTimes, PipelineRunBase, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     enterprise_id: UUID = Field(foreign_key="enterprise.id", index=True)
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
+    # The run's plain inputs (applied to its snapshot's args when it was made), and for each
+    # sensitive input only its alias: the values themselves are never stored.
+    input_values: dict[str, Any] | None = Field(default_factory=dict, sa_column=Column(JSONType))
+    sensitive_input_aliases: dict[str, str] | None = Field(default_factory=dict,
+                                                           sa_column=Column(JSONType))
     __table_args__ = (
         UniqueConstraint("pipeline_id", "run_number"),
         # The runs ahead of a run in its lane (store.runs.lanes).
@@ -69,7 +75,19 @@ class PipelineRun(RunTimes, PipelineRunBase, table=True):
     )
 
 
-class PipelineRunPublic(RunTimes, PipelineRunBase, _Keys, Public):
+def _none_as_empty(value: Any) -> Any:
+    return {} if value is None else value  # rows made before run inputs existed
+
+
+class _RunInputs(SQLModel):
+    input_values: Annotated[dict[str, Any], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict, description="The plain inputs the run was started with.")
+    sensitive_input_aliases: Annotated[dict[str, str], BeforeValidator(_none_as_empty)] = Field(
+        default_factory=dict, description="Each sensitive input's name and the reference its "
+        "args keep (`{{ inputs.NAME }}`); the values are never shown.")
+
+
+class PipelineRunPublic(_RunInputs, RunTimes, PipelineRunBase, _Keys, Public):
     status: str = one_of(STATUSES[RunKind.PIPELINE])
 
 

@@ -16,13 +16,14 @@ from devices.esper.gateway import EsperGateway
 from settings import Settings
 from store.db import make_engine
 from worker import running_worker
-from workflows.converter import DATA_CONVERTER
+from workflows.converter import data_converter
 
 
 async def serve() -> None:
     settings = Settings()
     engine = make_engine(settings.resolved_database_url())
-    client = await Client.connect(settings.temporal_address, data_converter=DATA_CONVERTER)
+    client = await Client.connect(settings.temporal_address, data_converter=data_converter(
+        settings.codec_keyring()))
     base = EsperConfig.from_settings(settings)
     # Test-sized leases and timeouts, so a dead worker's commands are adopted in seconds.
     config = EsperConfig(url=base.url, api_key=base.api_key, enterprise_id=base.enterprise_id,
