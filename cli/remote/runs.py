@@ -1,0 +1,271 @@
+"""`fleetpipe runs ...` and `fleetpipe targets list`: start, list, show, watch and act on runs
+through the REST API. A run is named `PIPELINE#N` (its number), `PIPELINE` (its latest run) or
+its id."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from cli.remote.client import Api, ApiError, CliError
+from cli.remote.common import (
+    ApiUrlOpt,
+    Output,
+    OutputOpt,
+    TokenOpt,
+    console,
+    emit_json,
+    err_console,
+    refused,
+    remote,
+    table,
+    when,
+)
+from cli.remote.resolve import (
+    RUN_FORMS,
+    find_pipeline,
+    find_run,
+    find_stage_run,
+    run_label,
+    stage_runs,
+)
+from cli.remote.run_view import EXIT_CODES, RunView, plain_lines
+from cli.remote.watch import watch as watch_run
+
+runs = typer.Typer(help="Start, follow and steer pipeline runs (through the REST API). "
+                   f"RUN is {RUN_FORMS}.", no_args_is_help=True)
+targets = typer.Typer(help="The target runs of a run (one device x one operation).",
+                      no_args_is_help=True)
+
+RunArg = Annotated[str, typer.Argument(help=f"The run: {RUN_FORMS}.", show_default=False)]
+RUN_COLUMNS = [
+    ("RUN", run_label), ("STATUS", lambda r: r["status"]),
+    ("STARTED", lambda r: when(r.get("started_at"))), ("ENDED", lambda r: when(r.get("ended_at"))),
+    ("ID", lambda r: r["id"]),
+]
+EXIT_HELP = ("Exit code: 0 success, 3 failure, 4 cancelled, 5 timeout, 6 invalid "
+             "(1: the command itself failed).")
+
+
+def _inputs(pairs: list[str]) -> dict[str, str]:
+    values = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise CliError(f"--input {pair!r}: write it as NAME=VALUE")
+        values[key] = value
+    return values
+
+
+@runs.command("start")
+def start(
+    pipeline: Annotated[str, typer.Argument(help="The pipeline's name (or id).")],
+    inputs: Annotated[list[str] | None, typer.Option(
+        "--input", "-i", help="A run input NAME=VALUE (repeatable): the run's input_values.")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--watch", "-w", help="Then watch it to the end. "
+                                         + EXIT_HELP)] = False,
+    api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
+) -> None:
+    """Start a run of PIPELINE as it is now."""
+    with remote(api_url, token) as api:
+        found = find_pipeline(api, pipeline)
+        body: dict[str, Any] = {}
+        if inputs:
+            body["input_values"] = _inputs(inputs)
+        run = api.call("POST", f"/pipelines/{found['id']}/runs", json=body)
+        if inputs and "input_values" not in run:
+            err_console().print("fleetpipe: warning: the server did not echo input_values: it "
+                                "may not support run inputs and have ignored them")
+        if output is Output.json and not follow:
+            emit_json(run)
+            return
+        console().print(f"started {run_label(run)} ({run['id']})")
+        if follow:
+            _watch(api, run, output)
+
+
+@runs.command("list")
+def list_runs(
+    pipeline: Annotated[str | None, typer.Argument(help="Only this pipeline's runs.")] = None,
+    status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 20,
+    api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
+) -> None:
+    """Runs, newest first."""
+    with remote(api_url, token) as api:
+        path = f"/pipelines/{find_pipeline(api, pipeline)['id']}/runs" if pipeline else "/runs"
+        found = api.get(path, status=status, limit=min(limit, 1000))["results"]
+        if output is Output.json:
+            emit_json(found)
+        else:
+            table(found, RUN_COLUMNS)
+
+
+@runs.command("show")
+def show(run: RunArg, api_url: ApiUrlOpt = None, token: TokenOpt = None,
+         output: OutputOpt = Output.table) -> None:
+    """A run, its stages with their target runs by status, and why it waits."""
+    with remote(api_url, token) as api:
+        found = find_run(api, run)
+        stages = stage_runs(api, found)
+        if output is Output.json:
+            emit_json({**found, "stage_runs": stages})
+            return
+        for line in plain_lines(RunView(found, stages)):
+            console().print(line, soft_wrap=True)
+
+
+@runs.command("watch")
+def watch(run: RunArg, api_url: ApiUrlOpt = None, token: TokenOpt = None,
+          output: OutputOpt = Output.table) -> None:
+    """Follow a run live until it ends.
+
+    Exit code: 0 success, 3 failure, 4 cancelled, 5 timeout, 6 invalid (1: the command itself
+    failed)."""
+    with remote(api_url, token) as api:
+        _watch(api, find_run(api, run), output)
+
+
+def _watch(api: Api, run: dict[str, Any], output: Output) -> None:
+    try:
+        view = watch_run(api, run["id"], console())
+    except KeyboardInterrupt:
+        err_console().print(f"stopped watching; {run_label(run)} goes on "
+                            f"(`fleetpipe runs watch {run_label(run)}` to watch again)")
+        raise typer.Exit(130) from None
+    if output is Output.json:
+        emit_json({**view.run, "stage_runs": view.stages})
+    raise typer.Exit(view.exit_code)
+
+
+@runs.command("promote")
+def promote(
+    run: RunArg,
+    stage: Annotated[str | None, typer.Argument(
+        help="The stage (name or order); default: the gate the run waits at.")] = None,
+    api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
+) -> None:
+    """Pass a manual gate: start STAGE (by default the one the run waits at)."""
+    with remote(api_url, token) as api:
+        found = find_run(api, run)
+        stages = stage_runs(api, found)
+        if stage is not None:
+            target = find_stage_run(stages, stage)
+        else:
+            waiting = RunView(found, stages).waiting()
+            if waiting is None or waiting.stage is None:
+                raise CliError(f"{run_label(found)} waits at no gate (it is {found['status']}); "
+                               "name the stage to promote it anyway")
+            target = waiting.stage
+        result = api.call("PUT", f"/runs/{found['id']}/stageruns/{target['id']}",
+                          json={"status": "queued"})
+        _done(output, result, f"promoted stage {target['order']} ({target['stage_name']}) of "
+              f"{run_label(found)}")
+
+
+def _run_action(run: str, status: str, verb: str, api_url: str | None, token: str | None,
+                output: Output) -> None:
+    with remote(api_url, token) as api:
+        found = find_run(api, run)
+        result = api.call("PUT", f"/pipelines/{found['pipeline_id']}/runs/{found['id']}",
+                          json={"status": status})
+        _done(output, result, f"{verb} {run_label(found)} (now {result['status']})")
+
+
+def _done(output: Output, result: Any, message: str) -> None:
+    if output is Output.json:
+        emit_json(result)
+    else:
+        console().print(message)
+
+
+@runs.command("pause")
+def pause(run: RunArg, api_url: ApiUrlOpt = None, token: TokenOpt = None,
+          output: OutputOpt = Output.table) -> None:
+    """Stop dispatching new targets (in-flight ones finish)."""
+    _run_action(run, "waiting", "paused", api_url, token, output)
+
+
+@runs.command("resume")
+def resume(run: RunArg, api_url: ApiUrlOpt = None, token: TokenOpt = None,
+           output: OutputOpt = Output.table) -> None:
+    """Resume a paused run."""
+    _run_action(run, "running", "resumed", api_url, token, output)
+
+
+@runs.command("cancel")
+def cancel(run: RunArg, api_url: ApiUrlOpt = None, token: TokenOpt = None,
+           output: OutputOpt = Output.table) -> None:
+    """Cancel the run and its open stage runs."""
+    _run_action(run, "cancelled", "cancelled", api_url, token, output)
+
+
+RETRY_MODES = ("from_failed", "from_step", "full")
+
+
+@runs.command("retry")
+def retry(
+    run: RunArg,
+    mode: Annotated[str, typer.Option(help="from_failed (the failed targets and the stages not "
+                                      "reached), from_step (from --step) or full.")
+                    ] = "from_failed",
+    step: Annotated[str | None, typer.Option(help="The stage to start from (from_step).")] = None,
+    follow: Annotated[bool, typer.Option("--watch", "-w", help="Then watch the new run.")
+                      ] = False,
+    api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
+) -> None:
+    """Start a new run repeating a finished one (when the server offers retries)."""
+    if mode not in RETRY_MODES:
+        raise refused(CliError(f"--mode {mode!r}: allowed: {', '.join(RETRY_MODES)}"))
+    with remote(api_url, token) as api:
+        found = find_run(api, run)
+        body: dict[str, Any] = {"mode": mode}
+        if step is not None:
+            body["step_key"] = step
+        try:
+            new = api.call("POST", f"/runs/{found['id']}/retry", json=body)
+        except ApiError as exc:
+            if exc.status in (404, 405):
+                raise CliError(f"the server at {api.target.url} does not offer retry "
+                               f"(POST /runs/{{id}}/retry answered {exc.status})") from exc
+            raise
+        if output is Output.json and not follow:
+            emit_json(new)
+            return
+        console().print(f"retried {run_label(found)} as {run_label(new)} ({new['id']})")
+        if follow:
+            _watch(api, new, output)
+
+
+@targets.command("list")
+def list_targets(
+    run: RunArg,
+    status: Annotated[str | None, typer.Option(help="Only target runs in this status "
+                                               "(e.g. failure).")] = None,
+    stage: Annotated[str | None, typer.Option(help="Only this stage (name or order).")] = None,
+    api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
+) -> None:
+    """A run's target runs (current ones: a target sent again shows its latest attempt)."""
+    with remote(api_url, token) as api:
+        found = find_run(api, run)
+        stages = stage_runs(api, found)
+        if stage is not None:
+            stages = [find_stage_run(stages, stage)]
+        rows = []
+        for stage_run in stages:
+            for target in api.pages(f"/stageruns/{stage_run['id']}/targetruns", status=status):
+                if target.get("superseded_by") is None:
+                    rows.append({**target, "stage_name": stage_run["stage_name"]})
+        if output is Output.json:
+            emit_json(rows)
+            return
+        table(rows, [
+            ("STAGE", lambda t: t["stage_name"]), ("DEVICE", lambda t: t["device_name"]),
+            ("STATUS", lambda t: t["status"]), ("COMMAND", lambda t: t.get("command_status")),
+            ("REASON", lambda t: t.get("status_reason") or ""), ("ID", lambda t: t["id"]),
+        ], title=f"{run_label(found)}: {len(rows)} target run(s)")
+
+
+__all__ = ["EXIT_CODES", "runs", "targets"]
