@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cli.seed import DEMO_ENTERPRISE, DemoSeed
+from cli.seed import DEMO_ENTERPRISE, DEMO_PIPELINE, DemoSeed
 from settings import Settings
 
 # Pull a field out of the API's envelope ({"code", "message", "content"}) with the python3 every
@@ -32,6 +32,14 @@ fleetpipe dev stack is up.
 Drive the demo pipeline from another shell (copy-paste):
 
   export FLEETPIPE_TOKEN={seed.token}
+  export FLEETPIPE_API_URL={base}
+
+  # with the CLI: start a run and watch it; it stops at the gate of stage 2 and prints
+  # the command that passes it (run that in a third shell); the watch ends with the outcome
+  uv run fleetpipe runs start {DEMO_PIPELINE} --watch
+  uv run fleetpipe runs promote {DEMO_PIPELINE}
+
+  # or with curl:
   export API={api}
 
   # 1. start a run: stage 1 (canary) runs at once, then the run waits at the manual stage 2
