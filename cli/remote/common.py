@@ -38,7 +38,11 @@ STATUS_STYLES = {
 
 
 def console() -> Console:
-    return Console(highlight=False, soft_wrap=False)
+    """Standard output. Not a terminal (a pipe, a file): wide, so no id is ever cut."""
+    out = Console(highlight=False, soft_wrap=False)
+    if not out.is_terminal:
+        out = Console(highlight=False, soft_wrap=False, width=250)
+    return out
 
 
 def err_console() -> Console:
@@ -76,7 +80,7 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, Callable[
     """Rows as a table of the given (heading, value) columns; statuses coloured."""
     grid = Table(title=title, box=None, header_style="bold", pad_edge=False)
     for heading, _ in columns:
-        grid.add_column(heading)
+        grid.add_column(heading, overflow="fold")  # folded, never cut with an ellipsis
     for row in rows:
         cells = []
         for heading, value in columns:

@@ -6,7 +6,9 @@ thread, so the test's loop keeps serving the worker meanwhile."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -56,6 +58,14 @@ class Stack:
         async with asyncio.timeout(120):
             return await asyncio.to_thread(runner.invoke, cli_app, list(args),
                                            env=env if env is not None else self.env())
+
+    async def spawn(self, *args: str) -> asyncio.subprocess.Process:
+        """`fleetpipe ARGS` as its own process (the installed entry point), its output piped,
+        for a test that reads the output while the command still runs."""
+        return await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "fleetpipe"), *args,
+            env={**os.environ, **self.env(), "PYTHONUNBUFFERED": "1"},
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
     def http(self) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=self.url + BASE, timeout=HANG_GUARD,
