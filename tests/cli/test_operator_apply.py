@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cli.seed import seed_demo
-from tests.cli.operator_stack import Stack, stack  # noqa: F401  (the fixture)
+from tests.cli.operator_stack import Stack
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "demo-rollout.yaml"

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cli.main import app
-from tests.cli.operator_stack import Stack, free_port, stack  # noqa: F401  (the fixture)
+from tests.cli.operator_stack import Stack, free_port
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.operator_stack import Stack, stack  # noqa: F401  (the fixture)
+from tests.cli.operator_stack import Stack
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
