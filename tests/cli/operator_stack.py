@@ -54,10 +54,13 @@ class Stack:
 
     async def cli(self, *args: str, env: dict[str, str] | None = None) -> Result:
         """`fleetpipe ARGS` in a thread, with this stack's URL and key in the environment."""
-        runner = CliRunner()
+        given = env if env is not None else self.env()
+
+        def invoke() -> Result:
+            return CliRunner().invoke(cli_app, list(args), env=given)
+
         async with asyncio.timeout(120):
-            return await asyncio.to_thread(runner.invoke, cli_app, list(args),
-                                           env=env if env is not None else self.env())
+            return await asyncio.to_thread(invoke)
 
     async def spawn(self, *args: str) -> asyncio.subprocess.Process:
         """`fleetpipe ARGS` as its own process (the installed entry point), its output piped,

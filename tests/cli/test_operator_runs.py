@@ -59,7 +59,7 @@ async def test_start_watch_stops_at_the_gate_and_ends_success_once_promoted(
     await _pipeline(stack, tmp_path, "rollout")
     watching = await stack.spawn("runs", "start", "rollout", "--watch")
     assert watching.stdout is not None
-    seen = []
+    seen: list[str] = []
     gate = ("rollout#1 waiting at the gate of stage 2 (fleet); pass it with: "
             "fleetpipe runs promote rollout#1 fleet")
     try:
