@@ -19,10 +19,9 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-from click.testing import Result
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from api.app import create_app
 from cli.main import app as cli_app
