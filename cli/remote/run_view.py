@@ -78,16 +78,17 @@ class RunView:
                 break
         return Waiting("pause")
 
-    def hint(self) -> str | None:
+    def hint(self) -> tuple[str, str] | None:
+        """Why the run waits, and the command that moves it on."""
         waiting = self.waiting()
         if waiting is None:
             return None
         if waiting.kind == "gate" and waiting.stage is not None:
             name = waiting.stage["stage_name"]
             return (f"waiting at the gate of stage {waiting.stage['order']} ({name}); "
-                    f"pass it with: fleetpipe runs promote {self.label} {name}")
+                    "pass it with", f"fleetpipe runs promote {self.label} {name}")
         by = f" by {waiting.by}" if waiting.by else ""
-        return f"paused{by}; resume with: fleetpipe runs resume {self.label}"
+        return f"paused{by}; resume with", f"fleetpipe runs resume {self.label}"
 
     def outcome(self) -> str:
         reason = f" ({self.run['status_reason']})" if self.run.get("status_reason") else ""
@@ -136,7 +137,7 @@ def render(view: RunView) -> RenderableType:
     for stage in view.stages:
         mark = ""
         if gate is not None and gate.stage is not None and gate.stage["id"] == stage["id"]:
-            mark = "  ⏸ gate"
+            mark = "  ◀ gate"
         status = stage["status"]
         grid.add_row(f"{stage['order']}. {stage['stage_name']}", stage.get("trigger", ""),
                      Text(status, style=STATUS_STYLES.get(status, "")), bar(stage),
@@ -144,7 +145,7 @@ def render(view: RunView) -> RenderableType:
     lines: list[RenderableType] = [head, grid]
     hint = view.hint()
     if hint:
-        lines.append(Text(hint, style="cyan"))
+        lines.append(Text.assemble((f"{hint[0]}:\n", "cyan"), "  ", (hint[1], "bold")))
     if view.ended:
         lines.append(Text(view.outcome(), style=style or "bold"))
     return Group(*lines)
@@ -159,5 +160,5 @@ def plain_lines(view: RunView) -> list[str]:
                      f"{stage['status']}, {tally(stage)}")
     hint = view.hint()
     if hint:
-        lines.append(f"{view.label} {hint}")
+        lines.append(f"{view.label} {hint[0]}: {hint[1]}")
     return lines

@@ -81,7 +81,9 @@ def start(
         if output is Output.json and not follow:
             emit_json(run)
             return
-        console().print(f"started {run_label(run)} ({run['id']})")
+        out = console()
+        out.print(f"started {run_label(run)} ({run['id']})")
+        out.file.flush()
         if follow:
             _watch(api, run, output)
 

@@ -121,5 +121,6 @@ def watch(api: Api, run_id: str, console: Console) -> RunView:
                 console.print(line, soft_wrap=True)
         if view.ended:
             console.print(view.outcome(), soft_wrap=True)
+        console.file.flush()  # a pipe or a log file sees each line as it happens
 
     return follow(api, run_id, show)
