@@ -81,7 +81,8 @@ def start(
         if output is Output.json and not follow:
             emit_json(run)
             return
-        out = console()
+        # With --output json, stdout carries only the JSON: the human lines go to stderr.
+        out = err_console() if output is Output.json else console()
         out.print(f"started {run_label(run)} ({run['id']})")
         out.file.flush()
         if follow:
@@ -132,7 +133,7 @@ def watch(run: RunArg, api_url: ApiUrlOpt = None, token: TokenOpt = None,
 
 def _watch(api: Api, run: dict[str, Any], output: Output) -> None:
     try:
-        view = watch_run(api, run["id"], console())
+        view = watch_run(api, run["id"], err_console() if output is Output.json else console())
     except KeyboardInterrupt:
         err_console().print(f"stopped watching; {run_label(run)} goes on "
                             f"(`fleetpipe runs watch {run_label(run)}` to watch again)")
@@ -236,7 +237,8 @@ def retry(
         if output is Output.json and not follow:
             emit_json(new)
             return
-        console().print(f"retried {run_label(found)} as {run_label(new)} ({new['id']})")
+        out = err_console() if output is Output.json else console()
+        out.print(f"retried {run_label(found)} as {run_label(new)} ({new['id']})")
         if follow:
             _watch(api, new, output)
 

@@ -67,13 +67,18 @@ class EventCue:
                 self.answered.set()
                 if not self.offered:
                     return
+                fields = False  # a block of only comments is a keep-alive, not an event
                 for line in response.iter_lines():
                     if self.stop.is_set():
                         return
                     if line.startswith("id:"):
                         self.last_id = line[3:].strip()
-                    elif line == "":
-                        self.flag.set()  # the end of one event
+                    if line == "":
+                        if fields:
+                            self.flag.set()  # the end of one event
+                        fields = False
+                    elif not line.startswith(":"):
+                        fields = True
         except httpx.HTTPError:
             pass
         finally:

@@ -122,6 +122,12 @@ async def test_a_failing_run_ends_non_zero_and_lists_its_failed_targets(
         ("canary", "doomed-0", "failure")]
     shown = await stack.cli("targets", "list", "doomed#1")
     assert "doomed-0" in shown.stdout and "failure" in shown.stdout
+    # For scripts: stdout is the final run as JSON, the view goes to stderr.
+    scripted = await stack.cli("runs", "start", "doomed", "--watch", "-o", "json")
+    assert scripted.exit_code == 3, scripted.output
+    final = json.loads(scripted.stdout)
+    assert final["status"] == "failure" and final["stage_runs"][0]["status"] == "failure"
+    assert "doomed#2 ended failure" in scripted.stderr
 
 
 async def test_pause_resume_and_cancel_then_watch_exits_cancelled(stack: Stack,
