@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from cli.remote.client import Api, Target
+from cli.remote.run_view import RunView
 from cli.remote.watch import POLL_FIRST, POLL_MAX, STREAM_COALESCE, follow
 from tests.cli.operator_stack import free_port
 
@@ -98,7 +99,7 @@ def test_follows_the_event_stream_where_offered_else_polls(
         time.sleep(min(seconds, 0.05))
 
     with Api(Target(url=url, token="fp_test")) as api:
-        views = []
+        views: list[RunView] = []
         last = follow(api, RUN_ID, views.append, sleep=sleep)
     assert last.status == "success" and last.exit_code == 0
     assert [v.status for v in views][-1] == "success"
