@@ -58,18 +58,18 @@ class RunView:
         return EXIT_CODES.get(self.status, 1)
 
     def waiting(self) -> Waiting | None:
-        """Why a `waiting` run waits: the server's `waiting_for` when it says, else the first
-        manual stage still pending after stages that all succeeded (a gate), else a pause."""
+        """Why a `waiting` run waits: the server's `waiting_for` where it has one (a pause comes
+        first: resumed, the run then waits at its gate), else the first manual stage still
+        pending after stages that all succeeded (a gate), else a pause."""
         if self.status != "waiting":
             return None
         said = self.run.get("waiting_for")
-        if said:
-            kind = said if isinstance(said, str) else str(
-                said.get("kind") or said.get("type") or said.get("reason") or "")
-            if "pause" in kind:
-                by = "" if isinstance(said, str) else str(
-                    said.get("by") or said.get("key_name") or said.get("paused_by") or "")
-                return Waiting("pause", by=by)
+        if isinstance(said, dict):  # {kind: pause, by, by_name} or {kind: gate, stage_run_id}
+            if said.get("kind") == "pause":
+                return Waiting("pause", by=str(said.get("by_name") or said.get("by") or ""))
+            gate = next((s for s in self.stages if s["id"] == said.get("stage_run_id")), None)
+            if said.get("kind") == "gate" and gate is not None:
+                return Waiting("gate", gate)
         for stage in self.stages:
             if stage["status"] == "pending":
                 return Waiting("gate", stage) if stage.get("trigger") == "manual" else \

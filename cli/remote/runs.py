@@ -158,9 +158,13 @@ def promote(
             target = find_stage_run(stages, stage)
         else:
             waiting = RunView(found, stages).waiting()
+            label = run_label(found)
+            if waiting is not None and waiting.kind == "pause":
+                raise CliError(f"{label} is paused: resume it first (`fleetpipe runs resume "
+                               f"{label}`), then promote its gate")
             if waiting is None or waiting.stage is None:
-                raise CliError(f"{run_label(found)} waits at no gate (it is {found['status']}); "
-                               "name the stage to promote it anyway")
+                raise CliError(f"{label} waits at no gate (it is {found['status']}); name the "
+                               "stage to promote it anyway")
             target = waiting.stage
         result = api.call("PUT", f"/runs/{found['id']}/stageruns/{target['id']}",
                           json={"status": "queued"})
@@ -214,7 +218,8 @@ def retry(
     mode: Annotated[str, typer.Option(help="from_failed (the failed targets and the stages not "
                                       "reached), from_step (from --step) or full.")
                     ] = "from_failed",
-    step: Annotated[str | None, typer.Option(help="The stage to start from (from_step).")] = None,
+    step: Annotated[str | None, typer.Option(
+        help="from_step: the stage to start from (its name, order or key).")] = None,
     follow: Annotated[bool, typer.Option("--watch", "-w", help="Then watch the new run.")
                       ] = False,
     api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
@@ -225,14 +230,16 @@ def retry(
     with remote(api_url, token) as api:
         found = find_run(api, run)
         body: dict[str, Any] = {"mode": mode}
-        if step is not None:
-            body["step_key"] = step
+        if step is not None:  # the API's step key is the stage's id
+            chosen = next((s for s in stage_runs(api, found) if s["stage_id"] == step), None)
+            body["step_key"] = (chosen or find_stage_run(stage_runs(api, found), step))["stage_id"]
+        path = f"/pipelines/{found['pipeline_id']}/runs/{found['id']}/retry"
         try:
-            new = api.call("POST", f"/runs/{found['id']}/retry", json=body)
+            new = api.call("POST", path, json=body)
         except ApiError as exc:
-            if exc.status in (404, 405):
+            if _route_missing(exc):
                 raise CliError(f"the server at {api.target.url} does not offer retry "
-                               f"(POST /runs/{{id}}/retry answered {exc.status})") from exc
+                               f"(POST .../runs/{{id}}/retry answered {exc.status})") from exc
             raise
         if output is Output.json and not follow:
             emit_json(new)
@@ -241,6 +248,11 @@ def retry(
         out.print(f"retried {run_label(found)} as {run_label(new)} ({new['id']})")
         if follow:
             _watch(api, new, output)
+
+
+def _route_missing(exc: ApiError) -> bool:
+    """A 404 about the path (the API says "no such path"), not about the run."""
+    return exc.status == 405 or "no such path" in str(exc)
 
 
 @targets.command("list")
