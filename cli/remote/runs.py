@@ -176,6 +176,13 @@ def _run_action(run: str, status: str, verb: str, api_url: str | None, token: st
                 output: Output) -> None:
     with remote(api_url, token) as api:
         found = find_run(api, run)
+        said = found.get("waiting_for")
+        if verb == "resumed" and isinstance(said, dict) and said.get("kind") == "gate":
+            # The API's `running` also passes a gate; `resume` must never promote by surprise.
+            label = run_label(found)
+            raise CliError(f"{label} is not paused: it waits at the gate of stage "
+                           f"{said.get('stage_order')} ({said.get('stage_name')}); pass it with "
+                           f"`fleetpipe runs promote {label}`")
         result = api.call("PUT", f"/pipelines/{found['pipeline_id']}/runs/{found['id']}",
                           json={"status": status})
         _done(output, result, f"{verb} {run_label(found)} (now {result['status']})")

@@ -15,7 +15,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from typer.testing import CliRunner
 
+from cli.main import app
 from cli.remote.client import Api, Target
 from cli.remote.run_view import RunView
 from cli.remote.watch import POLL_FIRST, POLL_MAX, STREAM_COALESCE, follow
@@ -29,6 +31,7 @@ class FakeRuns:
 
     def __init__(self, *, stream: bool) -> None:
         self.status = "running"
+        self.waiting_for: dict[str, Any] | None = None
         self.stream = stream
         self.stream_headers: dict[str, str] = {}
         self.app = FastAPI()
@@ -40,7 +43,8 @@ class FakeRuns:
 
     def _run(self) -> dict[str, Any]:
         return {"id": RUN_ID, "pipeline_id": "p", "pipeline_name": "fake", "run_number": 1,
-                "status": self.status, "status_reason": "", "started_at": None}
+                "status": self.status, "status_reason": "", "started_at": None,
+                "waiting_for": self.waiting_for}
 
     async def run(self, run_id: str) -> JSONResponse:
         return JSONResponse({"code": 200, "message": "OK", "content": self._run()})
@@ -110,3 +114,17 @@ def test_follows_the_event_stream_where_offered_else_polls(
     else:
         # Polled: from one second, backing off while nothing changed, never above the cap.
         assert slept[0] == POLL_FIRST and slept[1] > slept[0] and max(slept) <= POLL_MAX
+
+
+def test_resume_never_passes_a_gate_by_surprise(tmp_path: Any) -> None:
+    fake = FakeRuns(stream=False)
+    fake.status = "waiting"
+    fake.waiting_for = {"kind": "gate", "stage_run_id": "s1", "stage_name": "only",
+                        "stage_order": 1}
+    for url in _serve(fake):
+        result = CliRunner().invoke(app, ["runs", "resume", RUN_ID, "--api-url", url,
+                                          "--token", "fp_test"],
+                                    env={"XDG_CONFIG_HOME": str(tmp_path)})
+    assert result.exit_code == 1
+    assert ("fake#1 is not paused: it waits at the gate of stage 1 (only); pass it with "
+            "`fleetpipe runs promote fake#1`") in result.stderr
