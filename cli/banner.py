@@ -34,10 +34,13 @@ Drive the demo pipeline from another shell (copy-paste):
   export FLEETPIPE_TOKEN={seed.token}
   export FLEETPIPE_API_URL={base}
 
-  # with the CLI: start a run and watch it; it stops at the gate of stage 2 and prints
-  # the command that passes it (run that in a third shell); the watch ends with the outcome
-  uv run fleetpipe runs start {DEMO_PIPELINE} --watch
-  uv run fleetpipe runs promote {DEMO_PIPELINE}
+  # with the CLI: start a run, pass the gate of stage 2 once the run reaches it, and
+  # watch it to the end (exit 0 on success). Pasted at once, they run one after the other.
+  uv run fleetpipe runs start {DEMO_PIPELINE}
+  uv run fleetpipe runs promote {DEMO_PIPELINE} --wait
+  uv run fleetpipe runs watch {DEMO_PIPELINE}
+  # (or `runs start {DEMO_PIPELINE} --watch`: live, it stops at the gate naming the promote
+  #  command to run in another shell)
 
   # or with curl:
   export API={api}

@@ -4,6 +4,7 @@ its id."""
 
 from __future__ import annotations
 
+import time
 from typing import Annotated, Any
 
 import typer
@@ -31,6 +32,7 @@ from cli.remote.resolve import (
     stage_runs,
 )
 from cli.remote.run_view import EXIT_CODES, RunView, plain_lines
+from cli.remote.watch import POLL_FIRST, POLL_GROWTH, POLL_MAX, read_view
 from cli.remote.watch import watch as watch_run
 
 runs = typer.Typer(help="Start, follow and steer pipeline runs (through the REST API). "
@@ -148,11 +150,16 @@ def promote(
     run: RunArg,
     stage: Annotated[str | None, typer.Argument(
         help="The stage (name or order); default: the gate the run waits at.")] = None,
+    wait: Annotated[bool, typer.Option(
+        "--wait", help="Wait until the run reaches a gate (or STAGE's gate), then pass it.")
+    ] = False,
     api_url: ApiUrlOpt = None, token: TokenOpt = None, output: OutputOpt = Output.table,
 ) -> None:
     """Pass a manual gate: start STAGE (by default the one the run waits at)."""
     with remote(api_url, token) as api:
         found = find_run(api, run)
+        if wait:
+            found = _until_gate(api, found, stage)
         stages = stage_runs(api, found)
         if stage is not None:
             target = find_stage_run(stages, stage)
@@ -170,6 +177,23 @@ def promote(
                           json={"status": "queued"})
         _done(output, result, f"promoted stage {target['order']} ({target['stage_name']}) of "
               f"{run_label(found)}")
+
+
+def _until_gate(api: Api, run: dict[str, Any], stage: str | None) -> dict[str, Any]:
+    """The run once it waits at a gate (STAGE's, when named); a run that ends first is refused."""
+    delay = POLL_FIRST
+    while True:
+        view = read_view(api, run["id"])
+        waiting = view.waiting()
+        if waiting is not None and waiting.kind == "gate" and waiting.stage is not None and (
+                stage is None or stage in (waiting.stage["stage_name"],
+                                           str(waiting.stage["order"]))):
+            return view.run
+        if view.ended:
+            raise CliError(f"{view.label} ended {view.status} before reaching "
+                           + (f"the gate of {stage}" if stage else "a gate"))
+        time.sleep(delay)
+        delay = min(delay * POLL_GROWTH, POLL_MAX)
 
 
 def _run_action(run: str, status: str, verb: str, api_url: str | None, token: str | None,

@@ -108,6 +108,22 @@ async def test_promote_by_default_passes_the_gate_the_run_waits_at(stack: Stack,
     assert by_id.exit_code == 0 and "gated#1 stage 2 fleet: success" in by_id.stdout
 
 
+async def test_promote_wait_passes_the_gate_once_the_run_reaches_it(
+        stack: Stack, tmp_path: Path) -> None:
+    # One shell, pasted at once: start, promote as soon as the gate is reached, watch the end.
+    await _pipeline(stack, tmp_path, "pasted")
+    started = await stack.cli("runs", "start", "pasted")
+    assert started.exit_code == 0, started.output
+    promoted = await stack.cli("runs", "promote", "pasted", "--wait")
+    assert promoted.exit_code == 0, promoted.output
+    assert "promoted stage 2 (fleet) of pasted#1" in promoted.stdout
+    watched = await stack.cli("runs", "watch", "pasted")
+    assert watched.exit_code == 0 and "pasted#1 ended success" in watched.stdout
+    again = await stack.cli("runs", "promote", "pasted", "--wait")
+    assert again.exit_code == 1
+    assert "pasted#1 ended success before reaching a gate" in again.stderr
+
+
 async def test_a_failing_run_ends_non_zero_and_lists_its_failed_targets(
         stack: Stack, tmp_path: Path) -> None:
     await _pipeline(stack, tmp_path, "doomed", behavior="fail", gate=False)
