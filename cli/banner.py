@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cli.dev_stack import CODEC_KEYS_FILE
-from cli.seed import DEMO_ENTERPRISE, DemoSeed
+from cli.seed import DEMO_ENTERPRISE, DEMO_PIPELINE, DemoSeed
 from settings import Settings
 
 # Pull a field out of the API's envelope ({"code", "message", "content"}) with the python3 every
@@ -39,6 +39,17 @@ fleetpipe dev stack is up.
 Drive the demo pipeline from another shell (copy-paste):
 
   export FLEETPIPE_TOKEN={seed.token}
+  export FLEETPIPE_API_URL={base}
+
+  # with the CLI: start a run, pass the gate of stage 2 once the run reaches it, and
+  # watch it to the end (exit 0 on success). Pasted at once, they run one after the other.
+  uv run fleetpipe runs start {DEMO_PIPELINE}
+  uv run fleetpipe runs promote {DEMO_PIPELINE} --wait
+  uv run fleetpipe runs watch {DEMO_PIPELINE}
+  # (or `runs start {DEMO_PIPELINE} --watch`: live, it stops at the gate naming the promote
+  #  command to run in another shell)
+
+  # or with curl:
   export API={api}
 
   # 1. start a run: stage 1 (canary) runs at once, then the run waits at the manual stage 2

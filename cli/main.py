@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from cli import dev_stack
 from cli.checks import worker_unready
 from cli.dev import run_dev
+from cli.remote.commands import mount as mount_operator_commands
 from cli.stores import NoStore, open_store, refusals
 from cli.tokens import tokens
 from settings import get_settings, settings_problem
@@ -21,6 +22,7 @@ app = typer.Typer(help="fleetpipe: durable pipeline runs over device fleets.", n
 app.add_typer(tokens, name="tokens")
 db = typer.Typer(help="The SQL store.", no_args_is_help=True)
 app.add_typer(db, name="db")
+mount_operator_commands(app)  # apply, runs, targets, devices: the REST API's client
 
 
 @app.callback()

@@ -65,12 +65,14 @@ def list_pipeline_runs(
     status: StatusFilter = None,
     ordering: Annotated[str | None, ordering_query(reads.PIPELINE_RUN_ORDERINGS,
                                                    ORDERING_DOC)] = None,
+    run_number: Annotated[int | None, Query(
+        ge=1, description="Only the run with this number (how `PIPELINE#N` is found)")] = None,
 ) -> JSONResponse:
     """A pipeline's runs stay listed after the pipeline itself is deleted."""
     page = reads.list_pipeline_runs(
         session, enterprise_id, pipeline_id=pipeline_id,
         status=parse_filter(RunKind.PIPELINE, status), ordering=ordering,
-        limit=paging.limit, offset=paging.offset)
+        run_number=run_number, limit=paging.limit, offset=paging.offset)
     return respond_page(request, page.count, [present.pipeline_run(r) for r in page.items], paging)
 
 
@@ -94,6 +96,16 @@ async def create_pipeline_run(
         enterprise_id, pipeline_id, concurrency_key=given.concurrency_key,
         input_values=given.input_values, sensitive_input_values=given.sensitive_input_values)
     return respond_outcome(started, present.pipeline_run)
+
+
+@router.get("/runs/{pipeline_run_id}", name="get_run", summary="Get a Pipeline Run by its id",
+            response_model=Envelope[PipelineRunPublic])
+def get_run(pipeline_run_id: UUID, session: SessionDep, enterprise_id: EnterpriseDep
+            ) -> JSONResponse:
+    """The same run as under its pipeline, found by the run id alone (what a client holding
+    only a run id, such as the CLI, asks)."""
+    row = reads.get_pipeline_run(session, enterprise_id, pipeline_run_id)
+    return respond(present.pipeline_run(row))
 
 
 @router.get(ONE, name="get_pipeline_run", summary="Get Pipeline run by pipeline run id",

@@ -62,6 +62,7 @@ def list_pipeline_runs(
     pipeline_id: UUID | None = None,
     status: str | None = None,
     pipeline_name: str | None = None,
+    run_number: int | None = None,
     ordering: str | None = None,
     limit: int,
     offset: int,
@@ -76,6 +77,8 @@ def list_pipeline_runs(
         stmt = stmt.where(PipelineRun.status == status)
     if pipeline_name:
         stmt = stmt.where(PipelineRun.pipeline_name == pipeline_name)
+    if run_number is not None:
+        stmt = stmt.where(PipelineRun.run_number == run_number)
     order = paging.ordering(ordering, columns, [col(PipelineRun.created_at).desc()],
                             col(PipelineRun.id), then=[col(PipelineRun.created_at)])
     return page(session, stmt, order, limit, offset)

@@ -182,3 +182,19 @@ async def test_runs_of_other_enterprises_are_invisible(api: Api, seeded: Seeded,
         assert_error(await other_api.get(path), 404)
     assert_error(await other_api.put(f"/runs/{run.id}/stageruns/{stage_run.id}",
                                      {"status": "cancelled"}), 404)
+
+
+async def test_a_run_by_its_id_alone_and_by_its_number(api: Api, seeded: Seeded,
+                                                       other_api: Api):
+    run = seeded.runs[1]
+    by_id = await api.ok("GET", f"/runs/{run.id}")
+    assert by_id == await api.ok("GET", f"/pipelines/{run.pipeline_id}/runs/{run.id}")
+    assert (by_id["pipeline_name"], by_id["run_number"]) == ("alpha", 2)
+    by_number = await api.ok("GET", f"/pipelines/{run.pipeline_id}/runs?run_number=2")
+    assert [r["id"] for r in by_number["results"]] == [str(run.id)]
+    none = await api.ok("GET", f"/pipelines/{run.pipeline_id}/runs?run_number=9")
+    assert none["count"] == 0
+    assert_error(await api.get(f"/pipelines/{run.pipeline_id}/runs?run_number=0"), 400,
+                 "run_number")
+    assert_error(await api.get(f"/runs/{uuid.uuid4()}"), 404)
+    assert_error(await other_api.get(f"/runs/{run.id}"), 404)  # another enterprise's: unseen
