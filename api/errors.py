@@ -17,7 +17,7 @@ from starlette.routing import compile_path
 
 from api.envelope import MESSAGES, ErrorDetail, error_response
 from api.middleware import original_path
-from control.errors import ActionRefused, Missing, RunsUnavailable
+from control.errors import ActionConflicts, ActionRefused, Missing, RunsUnavailable
 from domain.operations import InvalidOperation
 from store.definitions.fields import InvalidDefinition
 from store.paging import InvalidQuery
@@ -125,7 +125,9 @@ async def _bad_field(_: Request, exc: InvalidDefinition | InvalidQuery | Invalid
 
 
 async def _action_refused(_: Request, exc: ActionRefused) -> JSONResponse:
-    return error_response(400, str(exc), field=exc.field, allowed=exc.allowed)
+    # Refused for the run's state (a retry of a run still going): a conflict, not bad input.
+    code = 409 if isinstance(exc, ActionConflicts) else 400
+    return error_response(code, str(exc), field=exc.field, allowed=exc.allowed)
 
 
 async def _missing(_: Request, exc: Missing) -> JSONResponse:

@@ -60,7 +60,7 @@ def _past_stages(session: Session, old: PipelineRun,
         select(TargetRun.stage_run_id, func.count())
         .where(TargetRun.pipeline_run_id == old.id, col(TargetRun.superseded_by).is_(None),
                TargetRun.status != TargetRunStatus.SUCCESS)
-        .group_by(col(TargetRun.stage_run_id))).tuples().all())
+        .group_by(col(TargetRun.stage_run_id))).all())
     past, matched = [], []
     for index, stage in enumerate(snapshot.stages):
         row = rows.get(index + 1)
