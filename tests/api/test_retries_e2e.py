@@ -4,15 +4,30 @@ over, which stages run; the refusals; the steps view."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
+import pytest
+from sqlalchemy.engine import Engine
+from temporalio.client import Client
+
 from tests.api.conftest import Api
+from tests.api.live_stack import live_stack
 from tests.api.test_definitions import INSTALL
 from tests.api.test_envelope_auth import assert_error
-from tests.api.test_runs_e2e import devices, live, until  # noqa: F401  (live: the fixture)
+from tests.api.test_runs_e2e import devices, until
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 REBOOT = {"operation_type": "REBOOT"}
 ENDED = ("success", "failure", "cancelled", "timeout", "invalid")
+
+
+@pytest.fixture
+async def live(sqlite_engine: Engine, temporal_client: Client,
+               task_queue: str) -> AsyncIterator[Api]:
+    async with live_stack(sqlite_engine, temporal_client, task_queue) as api:
+        yield api
 
 
 async def _stage_targets(api: Api, run_id: str) -> dict[str, list[dict[str, Any]]]:
