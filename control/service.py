@@ -191,7 +191,7 @@ class RunControl:
         """Store work that opens its own transaction, in a worker thread."""
         return await asyncio.to_thread(work)
 
-    async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID,
+    async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID | None,
                                       pipeline_run_id: UUID, status: str,
                                       by: str = "") -> Outcome[PipelineRun]:
         """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running)."""

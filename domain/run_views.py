@@ -55,3 +55,9 @@ def stage_error(kind: RunKind, status: str, reason: str,
     return {"status": status, "reason": reason,
             "counts": {key: value for key, value in counts.items()
                        if key != "success" and value}}
+
+
+def pipeline_version_id(pipeline_id: UUID, number: int) -> UUID:
+    """The id of version `number` of a pipeline: derived, so it needs no table and every run
+    of that version shows the same one."""
+    return uuid5(pipeline_id, f"version:{number}")
