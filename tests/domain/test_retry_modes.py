@@ -72,4 +72,4 @@ def test_modes_parse_in_any_case_and_default_to_from_failed() -> None:
     assert parse_mode(" FULL ") == RetryMode.FULL
     with pytest.raises(RetryNotPossible) as refused:
         parse_mode("again")
-    assert refused.value.field == "mode" and "from_failed" in refused.value.allowed
+    assert refused.value.field == "mode" and "from_failed" in (refused.value.allowed or [])

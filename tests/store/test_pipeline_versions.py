@@ -8,8 +8,8 @@ from sqlmodel import select
 
 from store.db import transaction
 from store.definitions.pipelines import Pipeline, Stage
-from store.definitions.whole_pipelines import PipelineCreate, create_pipeline
 from store.definitions.tenants import ensure_enterprise
+from store.definitions.whole_pipelines import PipelineCreate, create_pipeline
 from store.runs.creation import create_pipeline_run
 
 

@@ -9,7 +9,7 @@ from uuid import UUID
 
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import select
+from sqlmodel import col, select
 
 from domain.records import StatusChange
 from domain.retry_modes import RetryMode, RetryNotPossible
@@ -38,7 +38,7 @@ def _finished_run(engine: Engine) -> tuple[UUID, PipelineRun, list[UUID]]:
         targets.materialize_targets(engine, UUID(info.stage_run_id))
     with transaction(engine) as session:
         rows = session.exec(select(TargetRun).where(TargetRun.pipeline_run_id == run.id)
-                            .order_by(TargetRun.device_seq, TargetRun.operation_order)).all()
+                            .order_by(col(TargetRun.device_seq), col(TargetRun.operation_order))).all()
     second = UUID(infos[1].stage_run_id)
     devices = list(dict.fromkeys(r.target_id for r in rows if r.stage_run_id == second))
     for row in rows:
