@@ -37,8 +37,9 @@ def _finished_run(engine: Engine) -> tuple[UUID, PipelineRun, list[UUID]]:
     for info in infos:
         targets.materialize_targets(engine, UUID(info.stage_run_id))
     with transaction(engine) as session:
-        rows = session.exec(select(TargetRun).where(TargetRun.pipeline_run_id == run.id)
-                            .order_by(col(TargetRun.device_seq), col(TargetRun.operation_order))).all()
+        rows = session.exec(
+            select(TargetRun).where(TargetRun.pipeline_run_id == run.id)
+            .order_by(col(TargetRun.device_seq), col(TargetRun.operation_order))).all()
     second = UUID(infos[1].stage_run_id)
     devices = list(dict.fromkeys(r.target_id for r in rows if r.stage_run_id == second))
     for row in rows:
