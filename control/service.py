@@ -172,9 +172,10 @@ class RunControl:
         ActionConflicts while the run is not finished; nothing is made when refused."""
         try:
             parsed = parse_mode(mode)
-            run = await self._read_write(lambda: create_retry_run(
-                self._engine, enterprise_id, pipeline_run_id, parsed, step_key or None,
-                requested_by=str(caller.key_id) if caller else "", pipeline_id=pipeline_id))
+            run = await asyncio.to_thread(
+                create_retry_run, self._engine, enterprise_id, pipeline_run_id, parsed,
+                step_key or None, requested_by=str(caller.key_id) if caller else "",
+                pipeline_id=pipeline_id)
         except RetryNotPossible as refused:
             kind = ActionConflicts if refused.conflict else ActionRefused
             raise kind(refused.field, str(refused), refused.allowed) from None
@@ -186,10 +187,6 @@ class RunControl:
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
         return Outcome(row, message=f"Created: run {row.run_number} retries run "
                        f"{run.retry_plan.get('from_run_number')} ({parsed.value})")
-
-    async def _read_write(self, work: Callable[[], T]) -> T:
-        """Store work that opens its own transaction, in a worker thread."""
-        return await asyncio.to_thread(work)
 
     async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID | None,
                                       pipeline_run_id: UUID, status: str,
