@@ -51,11 +51,14 @@ class TargetPageInput:
     stage_run_id: str
     after_seq: int
     limit: int
+    carried: bool = False  # the stage run carries target runs over from a retried run
 
 
 @dataclass
 class TargetPage:
     items: list[tuple[int, str]]  # (device_seq, device_id)
+    # With `carried`: per item, the first operation the device runs (-1: all carried over).
+    first_ops: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -131,3 +134,10 @@ class ResumeTargetsInput:
 @dataclass
 class RetriedTargets:
     items: list[RetriedTarget] = field(default_factory=list)
+
+
+@dataclass
+class CarriedStage:
+    """A stage of a retry carried over whole: the status it was recorded with."""
+
+    status: str

@@ -12,5 +12,6 @@ DISPATCH_COMMAND = "dispatch_command"
 CANCEL_COMMAND = "cancel_command"
 RETRY_TARGET_RUN = "retry_target_run"
 RESUME_TARGET_RUNS = "resume_target_runs"
+CARRY_OVER_STAGE = "carry_over_stage"
 # The ApplicationError type of a target run that cannot be sent again (the store's words).
 RETRY_REFUSED = "RetryRefused"

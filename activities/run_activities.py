@@ -21,6 +21,7 @@ from activities.messages import (
     AddDeviceInput,
     AddedDevice,
     CancelCommandInput,
+    CarriedStage,
     ClosedCount,
     ClosePendingTargetsInput,
     CloseStageRunsInput,
@@ -46,7 +47,7 @@ from domain.statuses import RunKind, is_terminal
 from observability.logs import log_fields
 from observability.metrics import TARGETS_FINISHED, TARGETS_STARTED, record_gateway_error
 from store.executor import run_db
-from store.runs import commands, creation, retries, statuses, targets
+from store.runs import carry, commands, creation, retries, statuses, targets
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -103,9 +104,21 @@ class RunActivities:
 
     @activity.defn(name=names.NEXT_TARGET_PAGE)
     async def next_target_page(self, request: TargetPageInput) -> TargetPage:
+        if request.carried:
+            rows = await self._db(targets.next_carried_page, self._engine,
+                                  UUID(request.stage_run_id), request.after_seq, request.limit)
+            return TargetPage([(seq, device) for seq, device, _ in rows],
+                              [first for _, _, first in rows])
         items = await self._db(targets.next_target_page, self._engine,
                                UUID(request.stage_run_id), request.after_seq, request.limit)
         return TargetPage(items)
+
+    @activity.defn(name=names.CARRY_OVER_STAGE)
+    async def carry_over_stage(self, ref: StageRunRef) -> CarriedStage:
+        """A retry's stage carried over whole: recorded as it ended, no workflow started."""
+        status = await self._db(carry.carry_over_stage, self._engine, UUID(ref.stage_run_id),
+                                datetime.now(UTC))
+        return CarriedStage(status)
 
     @activity.defn(name=names.CLOSE_PENDING_TARGETS)
     async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:
@@ -208,4 +221,5 @@ class RunActivities:
             self.materialize_targets, self.next_target_page, self.close_pending_targets,
             self.add_target_device, self.count_targets, self.dispatch_command,
             self.cancel_command, self.retry_target_run, self.resume_target_runs,
+            self.carry_over_stage,
         ]

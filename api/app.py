@@ -32,6 +32,9 @@ from api.middleware import (
     PathAliasMiddleware,
 )
 from api.observe import RequestObservability, RouteCapture
+from api.peers.automation_runs import PREFIX as AUTOMATION_RUNS
+from api.peers.automation_runs import errors as automation_runs_errors
+from api.peers.automation_runs import router as automation_runs_router
 from api.routers import (
     codec,
     commands,
@@ -45,6 +48,7 @@ from api.routers import (
     target_lists,
     target_runs,
 )
+from api.surfaces import register_surface
 from control.codec import PayloadCodecService
 from control.connection import TemporalConnection
 from control.service import RunControl
@@ -83,8 +87,10 @@ TAGS = [
     {"name": "Device groups", "description": "Named sets of devices."},
     {"name": "Payload codec", "description": "The Temporal remote codec (`/codec/decode`, "
      "`/codec/encode`): shows a run's encrypted sensitive inputs in the Temporal Web UI."},
+    automation_runs_router.TAG,
 ]
 
+PEER_PREFIXES = (AUTOMATION_RUNS,)
 ROUTERS = [pipeline_runs, stage_runs, target_runs, commands, pipelines, stages, target_lists,
            operation_lists, devices, device_groups]
 
@@ -109,7 +115,9 @@ def _openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
             return app.openapi_schema
         schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
                              description=app.description, routes=app.routes, tags=app.openapi_tags)
-        for path in schema.get("paths", {}).values():
+        for template, path in schema.get("paths", {}).items():
+            if template.startswith(PEER_PREFIXES):
+                continue  # a peer document's own shape: its 422s are what it writes
             for operation in path.values():
                 operation.get("responses", {}).pop("422", None)
         components = schema.get("components", {}).get("schemas", {})
@@ -188,6 +196,9 @@ def create_app(
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
     app.include_router(codec.router)  # where the Temporal Web UI's codec setting points
+    # Reference 002 as written, under its own path and in its own error shape.
+    app.include_router(automation_runs_router.router)
+    register_surface(app, AUTOMATION_RUNS, automation_runs_errors.render)
     install_docs(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)

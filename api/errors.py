@@ -11,13 +11,14 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
 from starlette.routing import compile_path
 
-from api.envelope import MESSAGES, ErrorDetail, error_response
+from api.envelope import MESSAGES, ErrorDetail
 from api.middleware import original_path
-from control.errors import ActionRefused, CodecRefused, Missing, RunsUnavailable
+from api.surfaces import Failure, failure_response
+from control.errors import ActionConflicts, ActionRefused, CodecRefused, Missing, RunsUnavailable
 from domain.inputs import InvalidInput
 from domain.operations import InvalidOperation
 from store.definitions.fields import InvalidDefinition
@@ -65,7 +66,11 @@ def _validation_message(error: dict[str, Any]) -> str:
     return message
 
 
-async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+def _answer(request: Request, failure: Failure) -> Response:
+    return failure_response(request.scope, failure)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
     details = []
     for error in exc.errors():
         loc = tuple(error.get("loc", ()))
@@ -74,10 +79,11 @@ async def _validation_error(_: Request, exc: RequestValidationError) -> JSONResp
     summary = "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in details[:5])
     if len(details) > 5:
         summary += f"; and {len(details) - 5} more"
-    return error_response(400, summary or MESSAGES[400], errors=details)
+    return _answer(request, Failure(400, summary or MESSAGES[400], details=details,
+                                    validation=list(exc.errors())))
 
 
-async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
     path = original_path(request.scope)
     if exc.status_code == 404:
         message = f"no such path: {request.method} {path}"
@@ -85,12 +91,14 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         allowed = _methods_of_path(request)
         message = (f"method {request.method} is not allowed on {path}; allowed: "
                    f"{', '.join(allowed)}")
-        return error_response(405, message, allowed=allowed, headers={"Allow": ", ".join(allowed)})
+        return _answer(request, Failure(405, message, allowed=allowed,
+                                        headers={"Allow": ", ".join(allowed)}))
     elif isinstance(exc.detail, str) and exc.detail:
         message = exc.detail
     else:
         message = MESSAGES.get(exc.status_code, "error")
-    return error_response(exc.status_code, message, headers=getattr(exc, "headers", None))
+    return _answer(request, Failure(exc.status_code, message,
+                                    headers=getattr(exc, "headers", None)))
 
 
 def _methods_of_path(request: Request) -> list[str]:
@@ -111,38 +119,40 @@ def _methods_of_path(request: Request) -> list[str]:
                    for method in methods})
 
 
-async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-    return error_response(exc.code, exc.message, field=exc.field, allowed=exc.allowed,
-                          headers=exc.headers)
+async def _api_error(request: Request, exc: ApiError) -> Response:
+    return _answer(request, Failure(exc.code, exc.message, field=exc.field, allowed=exc.allowed,
+                                    headers=exc.headers))
 
 
-async def _not_found(_: Request, exc: NotFound) -> JSONResponse:
-    return error_response(404, str(exc))
+async def _not_found(request: Request, exc: NotFound) -> Response:
+    return _answer(request, Failure(404, str(exc)))
 
 
-async def _bad_field(_: Request, exc: InvalidDefinition | InvalidQuery | InvalidOperation
-                     | InvalidInput) -> JSONResponse:
-    return error_response(400, str(exc), field=exc.field)
+async def _bad_field(request: Request, exc: InvalidDefinition | InvalidQuery | InvalidOperation
+                     | InvalidInput) -> Response:
+    return _answer(request, Failure(400, str(exc), field=exc.field))
 
 
-async def _action_refused(_: Request, exc: ActionRefused) -> JSONResponse:
-    return error_response(400, str(exc), field=exc.field, allowed=exc.allowed)
+async def _action_refused(request: Request, exc: ActionRefused) -> Response:
+    # Refused for the run's state (a retry of a run still going): a conflict, not bad input.
+    code = 409 if isinstance(exc, ActionConflicts) else 400
+    return _answer(request, Failure(code, str(exc), field=exc.field, allowed=exc.allowed))
 
 
-async def _missing(_: Request, exc: Missing) -> JSONResponse:
-    return error_response(404, str(exc))
+async def _missing(request: Request, exc: Missing) -> Response:
+    return _answer(request, Failure(404, str(exc)))
 
 
-async def _runs_unavailable(_: Request, exc: RunsUnavailable) -> JSONResponse:
-    return error_response(503, str(exc))
+async def _runs_unavailable(request: Request, exc: RunsUnavailable) -> Response:
+    return _answer(request, Failure(503, str(exc)))
 
 
-async def _codec_refused(_: Request, exc: CodecRefused) -> JSONResponse:
-    return error_response(exc.status, exc.message)
+async def _codec_refused(request: Request, exc: CodecRefused) -> Response:
+    return _answer(request, Failure(exc.status, exc.message))
 
 
-async def _not_terminal(_: Request, exc: RunNotTerminal) -> JSONResponse:
-    return error_response(400, str(exc), field="status")
+async def _not_terminal(request: Request, exc: RunNotTerminal) -> Response:
+    return _answer(request, Failure(400, str(exc), field="status"))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from api.envelope import error_response
+from api.surfaces import Failure, failure_response
 from domain.bounds import MAX_BODY_DEPTH, UnsafeValue, check_json
 
 
@@ -67,7 +67,8 @@ class InputGuardMiddleware:
             return
         fault = _query_fault(scope.get("query_string", b""))
         if fault is not None:
-            await error_response(400, str(fault), field=fault.field)(scope, receive, send)
+            await failure_response(scope, Failure(400, str(fault), field=fault.field,
+                                                  location="query"))(scope, receive, send)
             return
         # The body is already bounded in size (BodyLimitMiddleware): read it whole, check it,
         # then hand it on.
@@ -83,7 +84,8 @@ class InputGuardMiddleware:
         if body and _is_json(scope):
             fault = _body_fault(body)
             if fault is not None:
-                await error_response(400, str(fault), field=fault.field)(scope, receive, send)
+                await failure_response(scope, Failure(400, str(fault), field=fault.field))(
+                    scope, receive, send)
                 return
         replayed = False
 

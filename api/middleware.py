@@ -10,6 +10,8 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api.surfaces import Failure, envelope_of, renderer_for
+
 log = logging.getLogger("fleetpipe.api")
 
 CANONICAL_BASE = "/api/pipelines/v0"
@@ -38,7 +40,15 @@ def _envelope_bytes(code: int, message: str) -> bytes:
                                    "allowed": None}}).encode()
 
 
-async def _send_envelope(send: Send, code: int, message: str) -> None:
+async def _send_envelope(send: Send, code: int, message: str, scope: Scope | None = None,
+                         receive: Receive | None = None) -> None:
+    """An error answered before any route: in the envelope, or in the shape of the surface the
+    path is under (api.surfaces)."""
+    if scope is not None and receive is not None:
+        render = renderer_for(scope)
+        if render is not envelope_of:
+            await render(Failure(code, message))(scope, receive, send)
+            return
     body = _envelope_bytes(code, message)
     await send({"type": "http.response.start", "status": code,
                 "headers": [(b"content-type", b"application/json"),
@@ -79,10 +89,11 @@ class BodyLimitMiddleware:
                 try:
                     announced = int(value)
                 except ValueError:
-                    await _send_envelope(send, 400, "malformed Content-Length header")
+                    await _send_envelope(send, 400, "malformed Content-Length header", scope,
+                                         receive)
                     return
                 if announced > self.max_bytes:
-                    await _send_envelope(send, 413, too_large)
+                    await _send_envelope(send, 413, too_large, scope, receive)
                     return
         # Read the body up front (it is bounded), then replay it to the app.
         chunks: list[bytes] = []
@@ -94,7 +105,7 @@ class BodyLimitMiddleware:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:
-                await _send_envelope(send, 413, too_large)
+                await _send_envelope(send, 413, too_large, scope, receive)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -136,7 +147,7 @@ class CatchAllMiddleware:
             log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
             if not started:
                 await _send_envelope(send, 500, "internal server error; the details are in "
-                                     "the server log")
+                                     "the server log", scope, receive)
 
 
 def original_path(scope: Mapping[str, Any]) -> str:

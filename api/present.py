@@ -30,6 +30,7 @@ from store.definitions.target_lists import (
     TargetPublic,
 )
 from store.definitions.whole_pipelines import stage_links
+from store.runs import retry_plans
 from store.runs.commands import Command, CommandEvent, CommandEventPublic, CommandPublic
 from store.runs.reads import StageRunRow
 from store.runs.tables import (
@@ -123,8 +124,15 @@ def operation(row: Operation) -> dict[str, Any]:
     return _dump(OperationPublic.model_validate(row))
 
 
-def pipeline_run(row: PipelineRun) -> dict[str, Any]:
-    return _dump(PipelineRunPublic.model_validate(row))
+def pipeline_run(row: PipelineRun, retries: Sequence[UUID] = ()) -> dict[str, Any]:
+    """A run; `retries`: the runs that retry it (a run just made or acted on has none: only
+    a finished run can be retried, and then it takes no more actions)."""
+    return _dump(PipelineRunPublic.model_validate(row, update={"retries": list(retries)}))
+
+
+def pipeline_runs(session: Session, rows: Sequence[PipelineRun]) -> list[dict[str, Any]]:
+    retries = retry_plans.retries_of(session, [row.id for row in rows])
+    return [pipeline_run(row, retries[row.id]) for row in rows]
 
 
 def stage_run(row: StageRunRow) -> dict[str, Any]:

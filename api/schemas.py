@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from domain.actions import ACTIONS
 from domain.bounds import JsonObject, Position
 from domain.concurrency import MAX_KEY_LENGTH, check_concurrency_key
+from domain.retry_modes import ALL_MODES
 from domain.statuses import STATUSES, RunKind
 from store.shapes import one_of
 
@@ -49,6 +50,18 @@ class PipelineRunAction(BaseModel):
     status: str = one_of(ACTIONS[RunKind.PIPELINE],
                          "The action, as a status value in any case: cancelled, waiting "
                          "(pause) or running (resume, or pass the manual gate).")
+
+
+class RetryRequest(BaseModel):
+    """The body of POST .../runs/{id}/retry."""
+
+    mode: str | None = one_of(ALL_MODES, "from_failed (default): send again only the target "
+                              "runs that did not succeed, and run the stages not reached; "
+                              "from_step: run from the stage whose key is step_key; full: "
+                              "run everything again.", optional=True)
+    step_key: str | None = Field(default=None, max_length=255, description="With from_step: "
+                                 "the key of the stage to start from (its stage id; the steps "
+                                 "view lists the keys).")
 
 
 class StageRunAction(BaseModel):

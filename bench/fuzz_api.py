@@ -161,6 +161,8 @@ def path_parameters(path: str, names: list[str], objects: dict[str, str]) -> dic
     chosen = {name: objects[name] for name in names if name in objects}
     if "/targetlists/{target_list_id}/devicegroups" in path:
         chosen["target_list_id"] = objects["groups_list_id"]
+    if "run_id" in names:  # reference 002's routes name the pipeline run `run_id`
+        chosen["run_id"] = objects["pipeline_run_id"]
     return chosen
 
 
@@ -214,8 +216,9 @@ def fuzz(api_url: str, key: str, objects: dict[str, str], examples: int, budget:
             raise SystemExit(f"the OpenAPI has an operation Schemathesis cannot use: "
                              f"{result.err()}")
         operations.append(result.ok())
-    # Deletions last: every other operation sees the objects alive.
-    operations.sort(key=lambda op: op.method.upper() == "DELETE")
+    # Cancels, then deletions, last: every other operation sees the objects alive (and the
+    # seed run still waiting at its gate).
+    operations.sort(key=lambda op: (op.method.upper() == "DELETE", op.path.endswith("/cancel")))
     headers = {"Authorization": f"Token {key}"}
     counts = Counts()
     deadline = time.monotonic() + budget

@@ -15,6 +15,11 @@ class ActionRefused(Exception):
         self.allowed = allowed
 
 
+class ActionConflicts(ActionRefused):
+    """Refused for the state the run is in, not for how it was asked (a retry of a run that has
+    not finished, or with nothing left to retry): the API answers 409."""
+
+
 class Missing(LookupError):
     """Something an action needs that is not there yet (a target run's command before it is
     created)."""

@@ -52,6 +52,7 @@ async def start_pipeline_run(
     concurrency_key: str | None = None,
     input_values: Mapping[str, Any] | None = None,
     sensitive: SensitiveValues | None = None,
+    trigger_source_type: str = "",
 ) -> PipelineRun:
     """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
     PipelineNotFound for an unknown pipeline (or one of another enterprise), and domain.inputs.
@@ -65,23 +66,46 @@ async def start_pipeline_run(
         create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,
         trigger_source=trigger_source, previous_run_id=previous_run_id,
         concurrency_key=concurrency_key, input_values=input_values,
-        sensitive_names=sorted(sensitive.values) if sensitive else [])
-    try:
-        await client.start_workflow(
-            PipelineRunWorkflow.run,
-            PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(enterprise_id),
+        sensitive_names=sorted(sensitive.values) if sensitive else [],
+        trigger_source_type=trigger_source_type)
+    await start_run_workflow(client, engine, run, task_queue=task_queue,
                              search_attributes=search_attributes, stage_window=stage_window,
                              stage_history_budget=stage_history_budget,
                              targets_task_queue=targets_task_queue,
-                             concurrency_key=concurrency_key,
+                             sensitive=sensitive)
+    return run
+
+
+async def start_run_workflow(
+    client: Client,
+    engine: Engine,
+    run: PipelineRun,
+    *,
+    task_queue: str,
+    search_attributes: bool = True,
+    stage_window: int = 200,
+    stage_history_budget: int = 4_000,
+    targets_task_queue: str = "",
+    sensitive: SensitiveValues | None = None,
+) -> None:
+    """Start the PipelineRunWorkflow of a run row just made (a new run or a retry); if it
+    cannot be started, the row is removed again."""
+    try:
+        await client.start_workflow(
+            PipelineRunWorkflow.run,
+            PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(run.enterprise_id),
+                             search_attributes=search_attributes, stage_window=stage_window,
+                             stage_history_budget=stage_history_budget,
+                             targets_task_queue=targets_task_queue,
+                             concurrency_key=run.concurrency_key,
                              sensitive=sensitive if sensitive and sensitive.values else None),
             id=pipeline_run_workflow_id(run.id),
             task_queue=task_queue,
             search_attributes=run_search_attributes(run) if search_attributes else None,
-            static_summary=f"{run.pipeline_name} #{run.run_number}",
+            static_summary=f"{run.pipeline_name} #{run.run_number}"
+            + (f" (retry of `{run.previous_run_id}`)" if run.previous_run_id else ""),
             static_details=f"pipeline `{run.pipeline_id}`, run `{run.id}`",
         )
     except BaseException:
         await asyncio.to_thread(discard_pipeline_run, engine, run.id)
         raise
-    return run

@@ -22,9 +22,9 @@ from temporalio.service import RPCError
 
 from control.closing import RunCloser
 from control.connection import TemporalConnection
-from control.errors import ActionRefused, Missing, RunsUnavailable
+from control.errors import ActionConflicts, ActionRefused, Missing, RunsUnavailable
 from control.inputs import check_run_inputs
-from control.launch import start_pipeline_run
+from control.launch import start_pipeline_run, start_run_workflow
 from control.relay import CommandEventRelay
 from control.updates import answer_deadline, send_update, settle
 from domain.actions import (
@@ -39,14 +39,17 @@ from domain.commands import CommandEvent
 from domain.concurrency import check_concurrency_key
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.ids import target_run_id as derive_target_run_id
+from domain.retry_modes import RetryNotPossible, parse_mode
 from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
 from settings import Settings
 from store.definitions import devices, pipelines
+from store.definitions.tenants import Caller
 from store.runs import commands, reads, retries
 from store.runs.commands import Command, UnknownCommand
 from store.runs.commands import CommandEvent as CommandEventRow
 from store.runs.creation import PipelineNotFound
 from store.runs.events import RecordedEvents
+from store.runs.retry_plans import create_retry_run
 from store.runs.tables import PipelineRun, TargetRun
 from store.tenancy import NotFound
 from workflows.messages import (
@@ -62,6 +65,9 @@ from workflows.stage_run import StageRunWorkflow
 from workflows.target_run import TargetRunWorkflow
 
 T = TypeVar("T")
+# How a run was started (docs/decisions.md): through the REST API by an API key.
+API_TRIGGER = "api"
+API_KEY_SOURCE = "api_key"
 
 ACCEPTED_MESSAGE = ("Accepted: the run has the request and is applying it; read it again "
                     "to see the result")
@@ -139,15 +145,16 @@ class RunControl:
 
     # ---- pipeline runs -------------------------------------------------------------------
     async def start_pipeline_run(
-        self, enterprise_id: UUID, pipeline_id: UUID, *,
+        self, enterprise_id: UUID, pipeline_id: UUID, caller: Caller | None = None, *,
         concurrency_key: str | None = None,
         input_values: Mapping[str, Any] | None = None,
         sensitive_input_values: Mapping[str, str] | None = None,
     ) -> Outcome[PipelineRun]:
-        """A run of the pipeline as it is now, started by an operator, with its inputs
-        (control.inputs: refused whole, before anything is made, when they cannot be used).
-        With a concurrency key it starts only when no other active run of the enterprise has
-        that key (it waits `queued`, in creation order)."""
+        """A run of the pipeline as it is now, started through the API (trigger `api`, its
+        source the caller's API key), with its inputs (control.inputs: refused whole, before
+        anything is made, when they cannot be used). With a concurrency key it starts only
+        when no other active run of the enterprise has that key (it waits `queued`, in
+        creation order)."""
         if concurrency_key is not None:
             try:
                 check_concurrency_key(concurrency_key)
@@ -162,16 +169,44 @@ class RunControl:
                 pipeline_id=pipeline_id, task_queue=settings.task_queue,
                 search_attributes=settings.search_attributes,
                 stage_window=settings.stage_window,
-                targets_task_queue=settings.targets_task_queue, trigger_type="manual",
-                trigger_source="api", concurrency_key=concurrency_key,
-                input_values=input_values, sensitive=sensitive)
+                targets_task_queue=settings.targets_task_queue, trigger_type=API_TRIGGER,
+                trigger_source=str(caller.key_id) if caller else "",
+                trigger_source_type=API_KEY_SOURCE if caller else "",
+                concurrency_key=concurrency_key, input_values=input_values, sensitive=sensitive)
         except PipelineNotFound:
             raise NotFound("pipeline", pipeline_id) from None
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
         return Outcome(row, message="Created")
 
-    async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID,
-                                      pipeline_run_id: UUID, status: str) -> Outcome[PipelineRun]:
+    async def retry(self, enterprise_id: UUID, pipeline_run_id: UUID, *, mode: str | None,
+                    step_key: str | None, caller: Caller | None = None,
+                    pipeline_id: UUID | None = None) -> Outcome[PipelineRun]:
+        """A new run of the finished run's snapshot (trigger `retry`, its source the retried
+        run): `full` runs every stage again, `from_step` starts at the stage whose key is
+        `step_key` (earlier ones carried over), `from_failed` (the default) sends again only
+        the target runs that did not succeed and runs the stages not reached. Refused with
+        ActionConflicts while the run is not finished; nothing is made when refused."""
+        try:
+            parsed = parse_mode(mode)
+            run = await asyncio.to_thread(
+                create_retry_run, self._engine, enterprise_id, pipeline_run_id, parsed,
+                step_key or None, requested_by=str(caller.key_id) if caller else "",
+                pipeline_id=pipeline_id)
+        except RetryNotPossible as refused:
+            kind = ActionConflicts if refused.conflict else ActionRefused
+            raise kind(refused.field, str(refused), refused.allowed) from None
+        settings = self._settings
+        await start_run_workflow(
+            await self._temporal.get(), self._engine, run, task_queue=settings.task_queue,
+            search_attributes=settings.search_attributes, stage_window=settings.stage_window,
+            targets_task_queue=settings.targets_task_queue)
+        row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
+        return Outcome(row, message=f"Created: run {row.run_number} retries run "
+                       f"{run.retry_plan.get('from_run_number')} ({parsed.value})")
+
+    async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID | None,
+                                      pipeline_run_id: UUID, status: str,
+                                      by: str = "") -> Outcome[PipelineRun]:
         """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running)."""
         deadline = answer_deadline()
         action = _action(RunKind.PIPELINE, status)
@@ -185,7 +220,7 @@ class RunControl:
         try:
             sent = await send_update(
                 client, pipeline_run_workflow_id(pipeline_run_id),
-                PipelineRunWorkflow.set_run_status, RunStatusRequest(status=action),
+                PipelineRunWorkflow.set_run_status, RunStatusRequest(status=action, by=by),
                 deadline=deadline,
                 closed=lambda: _WorkflowGone() if cancel else _refused(
                     before.status, "pipeline run", f"set status {action}"))
@@ -201,8 +236,8 @@ class RunControl:
 
     # ---- stage runs ----------------------------------------------------------------------
     async def set_stage_run_status(self, enterprise_id: UUID, pipeline_run_id: UUID,
-                                   stage_run_id: UUID,
-                                   status: str) -> Outcome[reads.StageRunRow]:
+                                   stage_run_id: UUID, status: str,
+                                   by: str = "") -> Outcome[reads.StageRunRow]:
         """Promote the stage run its pipeline run waits at (queued), or cancel it (cancelled)."""
         deadline = answer_deadline()
         action = _action(RunKind.STAGE, status)
@@ -216,7 +251,7 @@ class RunControl:
         sent = await send_update(
             await self._temporal.get(), pipeline_run_workflow_id(pipeline_run_id),
             PipelineRunWorkflow.set_stage_status,
-            StageStatusRequest(stage_run_id=str(stage_run_id), status=action),
+            StageStatusRequest(stage_run_id=str(stage_run_id), status=action, by=by),
             deadline=deadline, closed=lambda: _refused(current, "stage run", verb))
         # A promoted stage run records queued as its own workflow starts, a moment later.
         row = await settle(read, lambda r: not sent.answered

@@ -34,6 +34,10 @@ class StageRunInfo:
     timeout_seconds: int
     rollout: dict[str, Any]
     status: str
+    # In a retry (domain.retry_modes): "stage" carries the retried run's stage run over whole,
+    # "targets" its successful target runs; released: the retry itself passes its gate.
+    carry: str = ""
+    released: bool = False
 
 
 @dataclass
@@ -43,6 +47,7 @@ class StagePlan:
     operation_ids: list[str]
     device_count: int
     invalid_reason: str = ""
+    carried: int = 0  # target runs carried over from a retried run (never started)
 
 
 @dataclass

@@ -42,6 +42,7 @@ class RunStatusRequest:
 
     status: str
     reason: str = ""
+    by: str = ""  # who asks (the API key's id): recorded on the stage run a gate pass releases
 
 
 @dataclass
@@ -51,6 +52,7 @@ class StageStatusRequest:
     stage_run_id: str
     status: str
     reason: str = ""
+    by: str = ""  # who asks (the API key's id): recorded on the stage run a promote releases
 
 
 @dataclass
@@ -87,6 +89,8 @@ class PageEntry(NamedTuple):
 
     device_seq: int
     device_id: str
+    # The operation it starts at: 0, or in a retry the first one not carried over (-1: none).
+    op_index: int = 0
 
 
 class Resumption(NamedTuple):
@@ -123,6 +127,9 @@ class StageCarry:
     # generation, for those above 0.
     generations: dict[str, int] = field(default_factory=dict)
     resume: list[Resumption] = field(default_factory=list)
+    # A retry's stage run carrying target runs over: devices start at their first operation
+    # not carried over, and a device with none carried over is skipped.
+    carried: bool = False
 
 
 @dataclass

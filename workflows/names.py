@@ -40,3 +40,7 @@ SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_RUN_NUMBER: "Int",
     SA_STATUS: "Keyword",
 }
+
+# Patches (workflow.patched): code paths added after runs of the old shape were recorded.
+PATCH_RETRY_CARRIES = "retry-carries-over-stages"
+PATCH_GATE_DECISION = "gate-decision-recorded"

@@ -23,6 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from activities.messages import (
         CloseStageRunsInput,
         PipelineRunRef,
+        StageRunRef,
     )
     from activities.run_activities import RunActivities
     from domain.actions import (
@@ -40,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from domain.ids import stage_run_workflow_id
     from domain.records import StageRunInfo
+    from domain.retry_modes import Carry
     from domain.rollups import pipeline_outcome
     from domain.schemas import StageTrigger
     from domain.statuses import (
@@ -87,6 +89,7 @@ class PipelineRunWorkflow:
         self._waiting_for: str | None = None  # stage run id at a manual gate
         self._current: str | None = None  # stage run id whose workflow is running
         self._promoted: set[str] = set()
+        self._promoted_by: dict[str, str] = {}  # stage run id -> who promoted it (a key id)
         self._paused = False
         self._paused_recorded = False
         self._stop_status: str | None = None
@@ -116,7 +119,7 @@ class PipelineRunWorkflow:
             await self._await(lambda: self._paused_recorded or self._is_over())
         elif self._waiting_for and not self._paused:
             gate = self._waiting_for
-            self._promote(gate)
+            self._promote(gate, request.by)
             await self._await(lambda: self._current == gate or self._is_over())
         else:
             self._paused = False
@@ -143,7 +146,7 @@ class PipelineRunWorkflow:
     async def set_stage_status(self, request: StageStatusRequest) -> RunState:
         wanted = parse_status(RunKind.STAGE, request.status)
         if wanted == _S.QUEUED:
-            self._promote(request.stage_run_id)
+            self._promote(request.stage_run_id, request.by)
             await self._await(lambda: self._current == request.stage_run_id
                               or self._is_over())
         else:
@@ -191,8 +194,10 @@ class PipelineRunWorkflow:
                 return stage
         raise _invalid(f"stage run {stage_run_id} is not part of pipeline run {self._run_id}")
 
-    def _promote(self, stage_run_id: str) -> None:
+    def _promote(self, stage_run_id: str, by: str = "") -> None:
         self._promoted.add(stage_run_id)
+        if by:
+            self._promoted_by.setdefault(stage_run_id, by)
         self._news = True
 
     def _request_stop(self, status: str, reason: str) -> None:
@@ -270,6 +275,16 @@ class PipelineRunWorkflow:
         await self._set_status(_P.RUNNING)
         failed: StageRunInfo | None = None
         for stage in self._stages:
+            if (stage.carry or stage.released) and workflow.patched(names.PATCH_RETRY_CARRIES):
+                if stage.released:  # the retry starts here: its request released the gate
+                    self._promoted.add(stage.stage_run_id)
+                if stage.carry == Carry.STAGE:
+                    if self._stop_status:
+                        break
+                    carried = await call(RunActivities.carry_over_stage,
+                                         StageRunRef(stage.stage_run_id))
+                    stage.status = carried.status
+                    continue
             if not await self._pass_gate(stage):
                 break
             result = await self._run_stage(request, stage)
@@ -297,7 +312,13 @@ class PipelineRunWorkflow:
         self._waiting_for = None
         if self._stop_status:
             return False
-        await record(change(RunKind.STAGE.value, stage.stage_run_id, _S.QUEUED))
+        by = self._promoted_by.get(stage.stage_run_id, "")
+        if manual and by and workflow.patched(names.PATCH_GATE_DECISION):
+            # Who released the gate, kept with the stage run (its queued move is the when).
+            await record(change(RunKind.STAGE.value, stage.stage_run_id, _S.QUEUED,
+                                promoted_by=by))
+        else:
+            await record(change(RunKind.STAGE.value, stage.stage_run_id, _S.QUEUED))
         stage.status = _S.QUEUED
         await self._set_status(_P.RUNNING)
         return True

@@ -319,6 +319,8 @@ class StageRunWorkflow:
             return StageRunResult(status=_S.INVALID, reason=plan.invalid_reason)
         c.operation_ids = plan.operation_ids
         c.device_count = plan.device_count
+        if plan.carried and workflow.patched(names.PATCH_RETRY_CARRIES):
+            c.carried = True
         c.deadline_epoch = epoch_now() + self._in.timeout_seconds
         c.started = True
         await record(change(_KIND, run_id, _S.RUNNING))
@@ -371,14 +373,18 @@ class StageRunWorkflow:
                 continue
             if not c.page and not self._exhausted:
                 page = await call(RunActivities.next_target_page, TargetPageInput(
-                    self._in.stage_run_id, c.cursor, PAGE_SIZE))
-                c.page = [PageEntry(seq, device) for seq, device in page.items]
+                    self._in.stage_run_id, c.cursor, PAGE_SIZE, carried=c.carried))
+                firsts = page.first_ops or [0] * len(page.items)
+                c.page = [PageEntry(seq, device, first)
+                          for (seq, device), first in zip(page.items, firsts, strict=True)]
                 self._exhausted = len(page.items) < PAGE_SIZE
             if not c.page:
                 break
             entry = c.page.pop(0)
             c.cursor = entry.device_seq
-            lanes.append(Lane(entry.device_id, 0))
+            if entry.op_index < 0:
+                continue  # a retry carried every operation of this device over
+            lanes.append(Lane(entry.device_id, entry.op_index))
         for lane in lanes:
             task = asyncio.create_task(self._start_target(lane))
             self._starting.add(task)

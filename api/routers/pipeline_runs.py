@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
+from api.deps import CallerDep, ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import (
     COMMON_ERRORS,
     Envelope,
@@ -24,10 +24,13 @@ from api.envelope import (
 from api.filters import ordering_query, parse_filter, status_query
 from api.outcomes import respond_outcome
 from api.pagination import respond_page
-from api.schemas import PipelineRunAction, PipelineRunCreate
+from api.schemas import PipelineRunAction, PipelineRunCreate, RetryRequest
+from api.steps_view import RunStepsPublic, steps_view
 from domain.statuses import RunKind
 from store.runs import reads
+from store.runs.steps import run_steps
 from store.runs.tables import PipelineRunPublic
+from store.types import utcnow
 
 router = APIRouter(tags=["Pipeline Runs"], responses=error_responses(*COMMON_ERRORS))
 ONE = "/pipelines/{pipeline_id}/runs/{pipeline_run_id}"
@@ -50,7 +53,7 @@ def list_runs(
     page = reads.list_pipeline_runs(
         session, enterprise_id, status=parse_filter(RunKind.PIPELINE, status),
         pipeline_name=pipeline_name, ordering=ordering, limit=paging.limit, offset=paging.offset)
-    return respond_page(request, page.count, [present.pipeline_run(r) for r in page.items], paging)
+    return respond_page(request, page.count, present.pipeline_runs(session, page.items), paging)
 
 
 @router.get("/pipelines/{pipeline_id}/runs", name="list_pipeline_runs",
@@ -73,7 +76,7 @@ def list_pipeline_runs(
         session, enterprise_id, pipeline_id=pipeline_id,
         status=parse_filter(RunKind.PIPELINE, status), ordering=ordering,
         run_number=run_number, limit=paging.limit, offset=paging.offset)
-    return respond_page(request, page.count, [present.pipeline_run(r) for r in page.items], paging)
+    return respond_page(request, page.count, present.pipeline_runs(session, page.items), paging)
 
 
 @router.post("/pipelines/{pipeline_id}/runs", name="create_pipeline_run",
@@ -81,7 +84,7 @@ def list_pipeline_runs(
              responses=action_responses(Envelope[PipelineRunPublic]))
 async def create_pipeline_run(
     pipeline_id: UUID,
-    enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
     body: Annotated[PipelineRunCreate | None, Body()] = None,
 ) -> JSONResponse:
@@ -90,10 +93,11 @@ async def create_pipeline_run(
     another active run of the enterprise has that key, and starts in creation order), and its
     `input_values` and `sensitive_input_values` (a reference to an input the run is not given,
     or a name given as both, is a 400 naming it). The run is numbered 1, 2, 3... per
-    pipeline."""
+    pipeline; its trigger_type is `api` and its trigger_source the id of the API key that
+    started it."""
     given = body or PipelineRunCreate()
     started = await control.start_pipeline_run(
-        enterprise_id, pipeline_id, concurrency_key=given.concurrency_key,
+        caller.enterprise_id, pipeline_id, caller, concurrency_key=given.concurrency_key,
         input_values=given.input_values, sensitive_input_values=given.sensitive_input_values)
     return respond_outcome(started, present.pipeline_run)
 
@@ -113,7 +117,7 @@ def get_run(pipeline_run_id: UUID, session: SessionDep, enterprise_id: Enterpris
 def get_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: SessionDep,
                      enterprise_id: EnterpriseDep) -> JSONResponse:
     row = reads.get_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
-    return respond(present.pipeline_run(row))
+    return respond(present.pipeline_runs(session, [row])[0])
 
 
 @router.put(ONE, name="update_pipeline_run", summary="Update a Pipeline Run",
@@ -123,15 +127,16 @@ async def update_pipeline_run(
     pipeline_id: UUID,
     pipeline_run_id: UUID,
     body: PipelineRunAction,
-    enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """`status` is an action, in any case: `cancelled` cancels the run; `waiting` pauses it
     (no new targets are dispatched; in-flight ones finish); `running` resumes it, or passes the
     manual gate it waits at. Any other value, or an action the run's state refuses, is a 400
     naming what is allowed; the response shows the run after the action."""
-    outcome = await control.set_pipeline_run_status(enterprise_id, pipeline_id, pipeline_run_id,
-                                                    body.status)
+    outcome = await control.set_pipeline_run_status(caller.enterprise_id, pipeline_id,
+                                                    pipeline_run_id, body.status,
+                                                    by=str(caller.key_id))
     return respond_outcome(outcome, present.pipeline_run)
 
 
@@ -142,4 +147,42 @@ def delete_pipeline_run(pipeline_id: UUID, pipeline_run_id: UUID, session: Sessi
     """Only a finished run (success, failure, cancelled, invalid or timeout): it is removed
     with its stage runs, target runs and commands. Otherwise a 400 naming its status."""
     row = reads.delete_pipeline_run(session, enterprise_id, pipeline_run_id, pipeline_id)
-    return respond(present.pipeline_run(row), 200, "Deleted")
+    return respond(present.pipeline_runs(session, [row])[0], 200, "Deleted")
+
+
+@router.post(ONE + "/retry", name="retry_pipeline_run", summary="Retry a finished Pipeline Run",
+             response_model=Envelope[PipelineRunPublic],
+             responses={**action_responses(Envelope[PipelineRunPublic]),
+                        **error_responses(409)})
+async def retry_pipeline_run(
+    pipeline_id: UUID,
+    pipeline_run_id: UUID,
+    caller: CallerDep,
+    control: ControlDep,
+    body: Annotated[RetryRequest | None, Body()] = None,
+) -> JSONResponse:
+    """A new run (its own run number) of the same snapshot as the finished run, pointing at it
+    (`previous_run_id`; the retried run lists it in `retries`), with trigger_type `retry`.
+    `mode`: `from_failed` (default) sends again only the target runs that failed, timed out or
+    were cancelled, and runs the stages it did not reach; stages and target runs that
+    succeeded are carried over (recorded as they ended, "carried over from run N", with no
+    command sent). `from_step` runs from the stage whose key is `step_key` (the steps view
+    lists the keys), carrying the earlier ones over. `full` runs everything again. The stage
+    the retry starts at runs at once (the retry releases its gate); later manual stages wait
+    as usual. A run that has not finished is a 409; a wrong mode or step_key a 400."""
+    request = body or RetryRequest()
+    outcome = await control.retry(caller.enterprise_id, pipeline_run_id, mode=request.mode,
+                                  step_key=request.step_key, caller=caller,
+                                  pipeline_id=pipeline_id)
+    return respond_outcome(outcome, present.pipeline_run)
+
+
+@router.get("/runs/{pipeline_run_id}/steps", name="get_run_steps", summary="Get the steps of a "
+            "Pipeline Run", response_model=Envelope[RunStepsPublic])
+def get_run_steps(pipeline_run_id: UUID, session: SessionDep,
+                  enterprise_id: EnterpriseDep) -> JSONResponse:
+    """Its stages in order: each with its key, the keys it depends on (the stages before it),
+    its stage run, status, times, duration, per-status target counts, error, and the gate
+    decision that released it; and how many steps are completed, failed, pending, running."""
+    run, steps = run_steps(session, enterprise_id, pipeline_run_id)
+    return respond(steps_view(run, steps, utcnow()))

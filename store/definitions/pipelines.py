@@ -22,6 +22,7 @@ from domain.schemas import (
     StageTrigger,
 )
 from store import paging
+from store.definitions import versions  # noqa: F401  (counts every edit: registered on import)
 from store.definitions.fields import (
     DESCRIPTION_MAX,
     apply_changes,
@@ -120,6 +121,9 @@ class Pipeline(PipelineBase, table=True):
     timeout_seconds: int = DEFAULT_PIPELINE_TIMEOUT_SECONDS
     # Last run number handed out; bumped atomically so numbers are unique under concurrent starts.
     run_counter: int = 0
+    # 1, then +1 for every edit of the pipeline or its stages, targets and operations
+    # (store.definitions.versions); each run records the version its snapshot was taken from.
+    version: int = 1
     created_at: datetime = stamp()
     updated_at: datetime = stamp()
 
@@ -130,6 +134,8 @@ class _PipelineKeys(SQLModel):
 
 class PipelinePublic(PipelineBase, _PipelineKeys, Public):
     timeout_seconds: int
+    version: int = Field(description="1, then +1 for every edit of the pipeline, its stages, "
+                         "target lists and operations.")
     stages: list[StagePublic] | None = Field(
         default=None, description="The stages, in order (on a single pipeline).")
     created_at: datetime

@@ -20,6 +20,7 @@ from store.db import transaction
 from store.definitions.operation_lists import Operation, OperationList
 from store.definitions.pipelines import Pipeline, Stage
 from store.definitions.target_lists import StageTargetList, TargetListDevice, TargetListGroup
+from store.runs.retry_plans import retry_steps
 from store.runs.tables import PipelineRun, StageRun
 
 
@@ -95,33 +96,24 @@ def create_pipeline_run(
     concurrency_key: str | None = None,
     input_values: Mapping[str, Any] | None = None,
     sensitive_names: Sequence[str] = (),
+    trigger_source_type: str = "",
 ) -> PipelineRun:
     """A pending run with the next run number and a snapshot of its pipeline, the plain
     inputs applied to its args (domain.inputs; the sensitive ones keep their references).
 
-    The counter is bumped by one UPDATE, so concurrent starts get distinct numbers on SQLite
-    (one writer at a time) and PostgreSQL (the row lock) alike. An input reference the run
-    cannot fill raises domain.inputs.InvalidInput, and nothing is written.
+    The run number comes from next_run_number (one UPDATE of the counter). An input reference
+    the run cannot fill raises domain.inputs.InvalidInput, and nothing is written.
     """
     plain = dict(input_values or {})
     with transaction(engine) as session:
-        bumped = session.execute(
-            update(Pipeline)
-            .where(col(Pipeline.id) == pipeline_id, col(Pipeline.enterprise_id) == enterprise_id)
-            .values(run_counter=Pipeline.run_counter + 1)
-            .returning(col(Pipeline.run_counter))
-        ).first()
-        if bumped is None:
-            raise PipelineNotFound(str(pipeline_id))
-        pipeline = session.get(Pipeline, pipeline_id)
-        assert pipeline is not None
+        pipeline, number = next_run_number(session, enterprise_id, pipeline_id)
         snapshot = apply_to_snapshot(snapshot_pipeline(session, pipeline), plain,
                                      set(sensitive_names))
         run = PipelineRun(
             enterprise_id=enterprise_id,
             pipeline_id=pipeline_id,
             pipeline_name=pipeline.name,
-            run_number=bumped[0],
+            run_number=number,
             snapshot=snapshot.model_dump(mode="json"),
             previous_run_id=previous_run_id,
             trigger_type=trigger_type,
@@ -129,9 +121,29 @@ def create_pipeline_run(
             concurrency_key=concurrency_key,
             input_values=plain,
             sensitive_input_aliases={name: alias(name) for name in sensitive_names},
+            trigger_source_type=trigger_source_type,
+            pipeline_version=pipeline.version,
         )
         session.add(run)
     return run
+
+
+def next_run_number(session: Session, enterprise_id: UUID,
+                    pipeline_id: UUID) -> tuple[Pipeline, int]:
+    """The pipeline and the run number it hands out next. The counter is bumped by one UPDATE,
+    so concurrent starts get distinct numbers on SQLite (one writer at a time) and PostgreSQL
+    (the row lock) alike."""
+    bumped = session.execute(
+        update(Pipeline)
+        .where(col(Pipeline.id) == pipeline_id, col(Pipeline.enterprise_id) == enterprise_id)
+        .values(run_counter=Pipeline.run_counter + 1)
+        .returning(col(Pipeline.run_counter))
+    ).first()
+    if bumped is None:
+        raise PipelineNotFound(str(pipeline_id))
+    pipeline = session.get(Pipeline, pipeline_id)
+    assert pipeline is not None
+    return pipeline, bumped[0]
 
 
 def discard_pipeline_run(engine: Engine, pipeline_run_id: UUID) -> None:
@@ -149,13 +161,13 @@ def load_snapshot(session: Session, pipeline_run_id: UUID) -> PipelineSnapshot:
     return PipelineSnapshot.model_validate(run.snapshot)
 
 
-
 def prepare_stage_runs(engine: Engine, pipeline_run_id: UUID) -> list[StageRunInfo]:
     """The run's stage runs, created pending from its snapshot the first time."""
     with transaction(engine) as session:
         snapshot = load_snapshot(session, pipeline_run_id)
         run = session.get(PipelineRun, pipeline_run_id)
         assert run is not None
+        steps = retry_steps(run)
         for index, stage in enumerate(snapshot.stages):
             stage_run_id = uuid5(pipeline_run_id, f"stage:{index}:{stage.stage_id}")
             if session.get(StageRun, stage_run_id) is None:
@@ -164,6 +176,7 @@ def prepare_stage_runs(engine: Engine, pipeline_run_id: UUID) -> list[StageRunIn
                     enterprise_id=run.enterprise_id, stage_id=stage.stage_id,
                     stage_name=stage.name, order=index + 1, run_number=run.run_number,
                     trigger=stage.trigger, timeout_seconds=stage.timeout_seconds,
+                    **steps[index].stage_run_fields(stage.trigger) if steps else {},
                 ))
         session.flush()
         rows = session.exec(
@@ -175,7 +188,8 @@ def prepare_stage_runs(engine: Engine, pipeline_run_id: UUID) -> list[StageRunIn
                 stage_run_id=str(row.id), order=row.order, name=row.stage_name,
                 trigger=row.trigger, timeout_seconds=row.timeout_seconds,
                 rollout=snapshot.stages[row.order - 1].rollout.model_dump(mode="json"),
-                status=row.status,
+                status=row.status, carry=row.carry,
+                released=bool(steps) and steps[row.order - 1].released,
             )
             for row in rows
         ]

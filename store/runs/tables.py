@@ -50,9 +50,17 @@ class PipelineRunBase(SQLModel):
     run_number: int = Field(description="1, 2, 3... per pipeline")
     status: str = Field(default="pending", index=True)
     status_reason: str = ""
-    trigger_type: str = "manual"
-    trigger_source: str = ""
-    previous_run_id: UUID | None = None  # set by retries: the run this one repeats
+    trigger_type: str = Field(default="manual", description="What started the run: api (a "
+                              "REST client), manual (a person, through a client that says so) "
+                              "or retry.")
+    trigger_source_type: str = Field(default="", description="What trigger_source names: "
+                                     "api_key, user or run (empty on runs from before it).")
+    trigger_source: str = Field(default="", description="The API key's id, or the retried "
+                                "run's id.")
+    previous_run_id: UUID | None = Field(
+        default=None, index=True, description="The run this one retries (null unless a retry).")
+    pipeline_version: int = Field(default=0, description="The pipeline's version the run's "
+                                  "snapshot was taken from (0: a run from before versions).")
     concurrency_key: str | None = Field(
         default=None, description="Runs of the enterprise with the same key run one at a "
         "time, in the order they were created; later ones wait `queued`.")
@@ -63,6 +71,10 @@ class PipelineRun(RunTimes, PipelineRunBase, table=True):
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     enterprise_id: UUID = Field(foreign_key="enterprise.id", index=True)
     snapshot: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
+    # A retry's plan, per stage index (store.runs.retry_plans): which stages are carried over
+    # whole, which carry their successful target runs, which run again; {} on other runs.
+    retry_mode: str = ""
+    retry_plan: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
     # The run's plain inputs (applied to its snapshot's args when it was made), and for each
     # sensitive input only its alias: the values themselves are never stored.
     input_values: dict[str, Any] | None = Field(default_factory=dict, sa_column=Column(JSONType))
@@ -79,6 +91,11 @@ def _none_as_empty(value: Any) -> Any:
     return {} if value is None else value  # rows made before run inputs existed
 
 
+class _RunRetries(SQLModel):
+    retries: list[UUID] = Field(default_factory=list, description="The runs that retry this "
+                                "one, oldest first.")
+
+
 class _RunInputs(SQLModel):
     input_values: Annotated[dict[str, Any], BeforeValidator(_none_as_empty)] = Field(
         default_factory=dict, description="The plain inputs the run was started with.")
@@ -87,7 +104,7 @@ class _RunInputs(SQLModel):
         "args keep (`{{ inputs.NAME }}`); the values are never shown.")
 
 
-class PipelineRunPublic(_RunInputs, RunTimes, PipelineRunBase, _Keys, Public):
+class PipelineRunPublic(_RunInputs, RunTimes, _RunRetries, PipelineRunBase, _Keys, Public):
     status: str = one_of(STATUSES[RunKind.PIPELINE])
 
 
@@ -108,12 +125,20 @@ class StageRunBody(SQLModel):
     status: str = "pending"
     status_reason: str = ""
     device_count: int = 0
+    promoted_by: str = Field(default="", description="Who released its manual gate: the API "
+                             "key's id, or `retry:<run id>` for the stage a retry starts at.")
+    carried_from: UUID | None = Field(
+        default=None, description="In a retry: the stage run of the retried run whose results "
+        "it carries over (whole, or its successful target runs).")
 
 
 class StageRun(RunTimes, StageRunBody, StageRunHead, table=True):
     __tablename__ = "stage_run"
     id: UUID = Field(default_factory=uuid4, primary_key=True)
     enterprise_id: UUID = Field(index=True)
+    # In a retry (domain.retry_modes.Carry): "stage" carried over whole, "targets" its
+    # successful target runs carried over and the others sent again; "" runs as usual.
+    carry: str = ""
 
 
 class _StageRunName(SQLModel):
@@ -171,6 +196,9 @@ class TargetRunBase(SQLModel):
     superseded_by: UUID | None = Field(
         default=None, description="The target run that sends this one again; a superseded "
         "target run keeps its status but no longer counts in its stage run.")
+    carried_over_from: UUID | None = Field(
+        default=None, description="In a retry: the target run of the retried run whose result "
+        "this one carries over (no command is sent for it).")
 
 
 class TargetRun(RunTimes, TargetRunBase, table=True):

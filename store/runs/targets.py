@@ -15,10 +15,12 @@ from sqlmodel import Session, col, select
 
 from domain.ids import target_run_id as derive_target_run_id
 from domain.records import StagePlan, StatusChange
+from domain.retry_modes import Carry
 from domain.schemas import StageSnapshot
 from domain.statuses import RunKind, TargetRunStatus
 from store.db import transaction
 from store.definitions.devices import Device, DeviceGroupMember
+from store.runs import carry
 from store.runs.creation import load_snapshot
 from store.runs.statuses import apply_status
 from store.runs.tables import StageRun, StageRunOperation, TargetRun
@@ -73,7 +75,11 @@ def materialize_targets(engine: Engine, stage_run_id: UUID) -> StagePlan:
         if existing_ops or stage_run.device_count:
             return StagePlan([str(op.id) for op in existing_ops], stage_run.device_count,
                              "" if existing_ops and stage_run.device_count else
-                             _invalid_reason(existing_ops, stage_run.device_count))
+                             _invalid_reason(existing_ops, stage_run.device_count),
+                             carried=carry.carried_count(session, stage_run_id)
+                             if stage_run.carry else 0)
+        if stage_run.carry == Carry.TARGETS and stage_run.carried_from is not None:
+            return carry.copy_targets(session, stage_run, carry_all=False, at=utcnow())
         stage = _stage_snapshot(session, stage_run)
         devices = _expand_devices(session, stage_run, stage)
         operations = [
@@ -218,3 +224,9 @@ def target_counts(engine: Engine, stage_run_id: UUID) -> dict[str, int]:
         return {status: count for status, count in rows}
 
 
+def next_carried_page(engine: Engine, stage_run_id: UUID, after_seq: int,
+                      limit: int) -> list[tuple[int, str, int]]:
+    """next_target_page for a stage run that carries target runs over: each device with the
+    first operation it runs (-1: none, all carried over)."""
+    with transaction(engine) as session:
+        return carry.carried_page(session, stage_run_id, after_seq, limit)

@@ -277,9 +277,12 @@ async def test_the_openapi_states_the_bounds_enums_and_answers(api: Api):
     params = {p["name"]: p["schema"] for p in runs["parameters"]}
     assert "-run_number" in params["ordering"]["enum"] and "waiting" in params["status"]["enum"]
     assert params["offset"]["maximum"] == INT32_MAX
-    for path in spec["paths"].values():
+    for template, path in spec["paths"].items():
+        # Reference 002's paths answer bad input with its 422, never a 400.
+        expected = ({"401", "404", "405", "413", "422"} if template.startswith("/api/v1/")
+                    else {"400", "401", "404", "405", "413"})
         for operation in path.values():
-            assert {"400", "401", "404", "405", "413"} <= set(operation["responses"])
+            assert expected <= set(operation["responses"]), template
     action = spec["paths"][BASE + "/pipelines/{pipeline_id}/runs/{pipeline_run_id}"]["put"]
     assert {"200", "202", "503"} <= set(action["responses"])
     assert "503" in spec["paths"][BASE + "/commands/{command_id}/events"]["post"]["responses"]
