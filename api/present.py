@@ -124,7 +124,9 @@ def operation(row: Operation) -> dict[str, Any]:
 
 
 def pipeline_run(row: PipelineRun) -> dict[str, Any]:
-    return _dump(PipelineRunPublic.model_validate(row))
+    # Only a waiting run waits for something: a value left from before is not shown.
+    waiting_for = row.waiting_for if row.status == "waiting" else None
+    return _dump(PipelineRunPublic.model_validate(row, update={"waiting_for": waiting_for}))
 
 
 def stage_run(row: StageRunRow) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from domain.ids import target_run_id as derive_target_run_id
 from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
 from settings import Settings
 from store.definitions import devices, pipelines
+from store.definitions.tenants import Caller
 from store.runs import commands, reads, retries
 from store.runs.commands import Command, UnknownCommand
 from store.runs.commands import CommandEvent as CommandEventRow
@@ -155,8 +156,10 @@ class RunControl:
         return Outcome(row, message="Created")
 
     async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID,
-                                      pipeline_run_id: UUID, status: str) -> Outcome[PipelineRun]:
-        """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running)."""
+                                      pipeline_run_id: UUID, status: str, *,
+                                      caller: Caller | None = None) -> Outcome[PipelineRun]:
+        """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running). The
+        caller's key is recorded with a pause (the run's `waiting_for` says who paused it)."""
         deadline = answer_deadline()
         action = _action(RunKind.PIPELINE, status)
         read = self._reader(lambda s: reads.get_pipeline_run(
@@ -169,7 +172,9 @@ class RunControl:
         try:
             sent = await send_update(
                 client, pipeline_run_workflow_id(pipeline_run_id),
-                PipelineRunWorkflow.set_run_status, RunStatusRequest(status=action),
+                PipelineRunWorkflow.set_run_status, RunStatusRequest(
+                    status=action, by=str(caller.key_id) if caller else "",
+                    by_name=caller.key_name if caller else ""),
                 deadline=deadline,
                 closed=lambda: _WorkflowGone() if cancel else _refused(
                     before.status, "pipeline run", f"set status {action}"))

@@ -34,6 +34,8 @@ class RunStatusRequest:
 
     status: str
     reason: str = ""
+    by: str = ""  # the API key that asked (its id), recorded with a pause
+    by_name: str = ""  # that key's name
 
 
 @dataclass

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
+from api.deps import CallerDep, ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import (
     COMMON_ERRORS,
     Envelope,
@@ -104,15 +104,16 @@ async def update_pipeline_run(
     pipeline_id: UUID,
     pipeline_run_id: UUID,
     body: PipelineRunAction,
-    enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """`status` is an action, in any case: `cancelled` cancels the run; `waiting` pauses it
     (no new targets are dispatched; in-flight ones finish); `running` resumes it, or passes the
     manual gate it waits at. Any other value, or an action the run's state refuses, is a 400
-    naming what is allowed; the response shows the run after the action."""
-    outcome = await control.set_pipeline_run_status(enterprise_id, pipeline_id, pipeline_run_id,
-                                                    body.status)
+    naming what is allowed; the response shows the run after the action, whose `waiting_for`
+    says why it waits (the gate, or who paused it)."""
+    outcome = await control.set_pipeline_run_status(caller.enterprise_id, pipeline_id,
+                                                    pipeline_run_id, body.status, caller=caller)
     return respond_outcome(outcome, present.pipeline_run)
 
 
