@@ -43,6 +43,7 @@ from api.routers import (
     target_lists,
     target_runs,
 )
+from api.ui import install_ui
 from control.connection import TemporalConnection
 from control.service import RunControl
 from observability.logs import configure_logging
@@ -182,6 +183,7 @@ def create_app(
     for module in ROUTERS:
         app.include_router(module.router, prefix=CANONICAL_BASE)
     install_docs(app)
+    install_ui(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
     # Last added runs first: request id and metrics, aliases, then the size limit, the input
