@@ -170,7 +170,9 @@ def create_app(
         docs_url=None,  # served by api.docs_pages, with assets from the package
         redoc_url=None,
         redirect_slashes=False,
-        strict_content_type=False,  # token auth, no cookies: a body without a type is JSON
+        # The REST routes take token auth, never cookies (the run page's session cookie is
+        # read only under /ui, behind its CSRF guard): a body without a type is JSON.
+        strict_content_type=False,
         generate_unique_id_function=_operation_id,
         responses={401: {"model": ErrorEnvelope,
                          "description": "Missing, unknown or revoked API key"}},

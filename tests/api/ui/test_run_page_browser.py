@@ -112,6 +112,8 @@ async def test_a_run_through_the_run_page_in_chromium(stack: Stack, tmp_path: Pa
             context = await browser.new_context(viewport={"width": 1100, "height": 900})
             context.set_default_timeout(HANG_GUARD_MS)
             page = await context.new_page()
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
 
             # no key: the run pages send to the login
             await page.goto(f"{stack.url}/ui/")
@@ -186,5 +188,38 @@ async def test_a_run_through_the_run_page_in_chromium(stack: Stack, tmp_path: Pa
             await expect(page).to_have_url(f"{stack.url}/ui/login")
             await page.goto(f"{stack.url}/ui/runs/{run_id}")
             await expect(page).to_have_url(f"{stack.url}/ui/login")
+            # everything the pages loaded came from the API itself (no CDN)
+            assert requested and all(url.startswith(stack.url + "/") for url in requested), \
+                sorted({url for url in requested if not url.startswith(stack.url)})
+            assert f"{stack.url}/ui/static/run.js" in requested
+        finally:
+            await browser.close()
+
+
+async def test_swagger_and_redoc_render_with_no_way_out(stack: Stack):
+    """/docs and /redoc draw the API in Chromium while every request to another host fails."""
+    from playwright.async_api import Route, async_playwright, expect
+
+    expect.set_options(timeout=HANG_GUARD_MS)
+    outside: list[str] = []
+
+    async def only_local(route: Route) -> None:
+        if route.request.url.startswith(stack.url + "/"):
+            await route.continue_()
+        else:
+            outside.append(route.request.url)
+            await route.abort()
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium(), headless=True)
+        try:
+            page = await browser.new_page()
+            await page.route("**/*", only_local)
+            await page.goto(f"{stack.url}/docs")
+            await expect(page.locator(".swagger-ui .info .title")).to_contain_text("fleetpipe")
+            await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+            await page.goto(f"{stack.url}/redoc")
+            await expect(page.locator("h1").first).to_contain_text("fleetpipe")
+            assert outside == []
         finally:
             await browser.close()
