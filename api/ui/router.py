@@ -3,9 +3,9 @@ store, present HTML. Pages answer a missing or dead session with a redirect to t
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -23,6 +23,8 @@ from control.errors import ActionRefused, Missing, RunsUnavailable
 from control.service import Outcome, RunControl
 from store.definitions.tenants import Caller, caller_for_hash, hash_key
 from store.tenancy import NotFound
+
+T = TypeVar("T")
 
 UI_PATH = "/ui"
 RUNS_SHOWN = 50
@@ -70,7 +72,7 @@ def _signed_in(request: Request) -> tuple[UiSession, Caller] | None:
     return (session, caller) if caller is not None else None
 
 
-def _read(request: Request, work: Any) -> Any:
+def _read(request: Request, work: Callable[[Session], T]) -> T:
     with Session(_engine(request), expire_on_commit=False) as db:
         return work(db)
 
@@ -180,7 +182,7 @@ _RUN_ACTIONS = {"pause": "waiting", "resume": "running", "cancel": "cancelled"}
 
 
 async def _act(request: Request, run_id: UUID,
-               call: Any) -> Response:
+               call: Callable[[Caller], Awaitable[Outcome[Any]]]) -> Response:
     """Check the session and the CSRF token, do the action, then show the run: a redirect to
     its page when done, the page with the refusal otherwise."""
     refused = await _refuse_forgery(request)
@@ -211,17 +213,16 @@ async def _act(request: Request, run_id: UUID,
 
 @router.post("/runs/{run_id}/{action}")
 async def run_action(request: Request, run_id: UUID, action: str) -> Response:
+    """Pause, resume or cancel: the REST API's `PUT .../runs/{id} {"status": ...}`."""
     status = _RUN_ACTIONS.get(action)
     if status is None:
         return _page(request, "error.html", 404, message=f"No action {action!r}.")
 
-    def call(caller: Caller) -> Awaitable[Outcome[Any]]:
-        async def go() -> Outcome[Any]:
-            row = await run_in_threadpool(_read, request, lambda db: views.run_row(
-                db, caller.enterprise_id, run_id))
-            return await _control(request).set_pipeline_run_status(
-                caller.enterprise_id, row.pipeline_id, run_id, status, caller=caller)
-        return go()
+    async def call(caller: Caller) -> Outcome[Any]:
+        row = await run_in_threadpool(_read, request, lambda db: views.run_row(
+            db, caller.enterprise_id, run_id))
+        return await _control(request).set_pipeline_run_status(
+            caller.enterprise_id, row.pipeline_id, run_id, status, caller=caller)
 
     return await _act(request, run_id, call)
 
