@@ -188,6 +188,7 @@ async def test_a_run_through_the_run_page_in_chromium(stack: Stack, tmp_path: Pa
             await expect(page).to_have_url(f"{stack.url}/ui/login")
             await page.goto(f"{stack.url}/ui/runs/{run_id}")
             await expect(page).to_have_url(f"{stack.url}/ui/login")
+            await page.wait_for_load_state("networkidle")
             # everything the pages loaded came from the API itself (no CDN)
             assert requested and all(url.startswith(stack.url + "/") for url in requested), \
                 sorted({url for url in requested if not url.startswith(stack.url)})
@@ -218,8 +219,11 @@ async def test_swagger_and_redoc_render_with_no_way_out(stack: Stack):
             await page.goto(f"{stack.url}/docs")
             await expect(page.locator(".swagger-ui .info .title")).to_contain_text("fleetpipe")
             await expect(page.locator(".opblock-summary-path").first).to_be_visible()
+            await page.wait_for_load_state("networkidle")  # what it loads once drawn, too
             await page.goto(f"{stack.url}/redoc")
             await expect(page.locator("h1").first).to_contain_text("fleetpipe")
+            await expect(page.locator("img[alt='redocly logo']")).to_be_visible()
+            await page.wait_for_load_state("networkidle")
             assert outside == []
         finally:
             await browser.close()
