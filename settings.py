@@ -23,6 +23,8 @@ class Settings(BaseSettings):
     database_url: str = ""  # empty: SQLite file under data_dir
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
+    # The Temporal Web UI the run page links each run's workflow to.
+    temporal_ui_url: str = "http://127.0.0.1:8233"
     task_queue: str = "fleetpipe"
     # Custom search attributes need registering on the server; the time-skipping test server
     # has none, so tests there switch them off.

@@ -49,6 +49,7 @@ from api.routers import (
     target_runs,
 )
 from api.surfaces import register_surface
+from api.ui import install_ui
 from control.codec import PayloadCodecService
 from control.connection import TemporalConnection
 from control.service import RunControl
@@ -182,7 +183,9 @@ def create_app(
         docs_url=None,  # served by api.docs_pages, with assets from the package
         redoc_url=None,
         redirect_slashes=False,
-        strict_content_type=False,  # token auth, no cookies: a body without a type is JSON
+        # The REST routes take token auth, never cookies (the run page's session cookie is
+        # read only under /ui, behind its CSRF guard): a body without a type is JSON.
+        strict_content_type=False,
         generate_unique_id_function=_operation_id,
         responses={401: {"model": ErrorEnvelope,
                          "description": "Missing, unknown or revoked API key"}},
@@ -200,6 +203,7 @@ def create_app(
     app.include_router(automation_runs_router.router)
     register_surface(app, AUTOMATION_RUNS, automation_runs_errors.render)
     install_docs(app)
+    install_ui(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
     # Last added runs first: request id and metrics, the codec's CORS, aliases, then the size

@@ -127,7 +127,10 @@ def operation(row: Operation) -> dict[str, Any]:
 def pipeline_run(row: PipelineRun, retries: Sequence[UUID] = ()) -> dict[str, Any]:
     """A run; `retries`: the runs that retry it (a run just made or acted on has none: only
     a finished run can be retried, and then it takes no more actions)."""
-    return _dump(PipelineRunPublic.model_validate(row, update={"retries": list(retries)}))
+    # Only a waiting run waits for something: a value left from before is not shown.
+    waiting_for = row.waiting_for if row.status == "waiting" else None
+    return _dump(PipelineRunPublic.model_validate(
+        row, update={"retries": list(retries), "waiting_for": waiting_for}))
 
 
 def pipeline_runs(session: Session, rows: Sequence[PipelineRun]) -> list[dict[str, Any]]:

@@ -27,6 +27,7 @@ def banner(settings: Settings, ui_url: str, seed: DemoSeed, token_file: Path) ->
 fleetpipe dev stack is up.
 
   API docs    {base}/docs
+  Run page    {base}/ui/   (log in with the API token below)
   Web UI      {ui_url}   (Temporal: every run is a workflow there)
   API token   {seed.token}
               (enterprise "{DEMO_ENTERPRISE}"; kept in {token_file})

@@ -86,6 +86,8 @@ def _start(
     data_dir = settings.data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = dev_stack.child_env(settings, os.environ)
+    # The run page links runs to this stack's Web UI, wherever --ui-port moved it.
+    env.setdefault("FLEETPIPE_TEMPORAL_UI_URL", ends.ui_url)
 
     typer.echo(f"starting the Temporal dev server on {settings.temporal_address} …")
     supervisor.start(

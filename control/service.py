@@ -205,9 +205,11 @@ class RunControl:
                        f"{run.retry_plan.get('from_run_number')} ({parsed.value})")
 
     async def set_pipeline_run_status(self, enterprise_id: UUID, pipeline_id: UUID | None,
-                                      pipeline_run_id: UUID, status: str,
-                                      by: str = "") -> Outcome[PipelineRun]:
-        """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running)."""
+                                      pipeline_run_id: UUID, status: str, *,
+                                      caller: Caller | None = None) -> Outcome[PipelineRun]:
+        """Cancel (cancelled), pause (waiting), resume or pass the manual gate (running). The
+        caller's key is recorded with a pause (the run's `waiting_for` says who paused it) and
+        with a gate pass (the stage run's `promoted_by`)."""
         deadline = answer_deadline()
         action = _action(RunKind.PIPELINE, status)
         read = self._reader(lambda s: reads.get_pipeline_run(
@@ -220,7 +222,9 @@ class RunControl:
         try:
             sent = await send_update(
                 client, pipeline_run_workflow_id(pipeline_run_id),
-                PipelineRunWorkflow.set_run_status, RunStatusRequest(status=action, by=by),
+                PipelineRunWorkflow.set_run_status, RunStatusRequest(
+                    status=action, by=str(caller.key_id) if caller else "",
+                    by_name=caller.key_name if caller else ""),
                 deadline=deadline,
                 closed=lambda: _WorkflowGone() if cancel else _refused(
                     before.status, "pipeline run", f"set status {action}"))

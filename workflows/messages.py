@@ -42,7 +42,9 @@ class RunStatusRequest:
 
     status: str
     reason: str = ""
-    by: str = ""  # who asks (the API key's id): recorded on the stage run a gate pass releases
+    by: str = ""  # who asks (the API key's id): kept with a pause, and on the stage run a
+    #               gate pass releases
+    by_name: str = ""  # that key's name
 
 
 @dataclass

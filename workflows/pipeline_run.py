@@ -7,7 +7,8 @@ status change is decided and recorded in one place, the loop.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import SearchAttributeKey
@@ -51,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
         is_terminal,
         parse_status,
     )
+    from domain.waiting import waiting_for_view
     from workflows import names
     from workflows.cancellation import DATA_ERRORS, PATCH_CANCEL_CASCADES, run_to_its_end
     from workflows.messages import (
@@ -74,6 +76,8 @@ _STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)
 _ACTION_WAIT = timedelta(seconds=20)
 # Runs with a concurrency key wait in their lane for their turn before they start.
 PATCH_CONCURRENCY_LANE = "pipeline-run-waits-in-its-concurrency-lane"
+# Runs record why they wait (`waiting_for`: the gate, or who paused) from this patch on.
+PATCH_WAITING_FOR = "run-page-waiting-for"
 
 
 def _invalid(message: str) -> ApplicationError:
@@ -92,6 +96,8 @@ class PipelineRunWorkflow:
         self._promoted_by: dict[str, str] = {}  # stage run id -> who promoted it (a key id)
         self._paused = False
         self._paused_recorded = False
+        self._paused_by: tuple[str, str] = ("", "")  # the API key's id and name
+        self._paused_since: datetime | None = None
         self._stop_status: str | None = None
         self._stop_reason = ""
         self._search_attributes = True
@@ -116,6 +122,7 @@ class PipelineRunWorkflow:
             await self._await(lambda: is_terminal(RunKind.PIPELINE, self._status))
         elif wanted == _P.WAITING:
             self._paused = True
+            self._paused_by = (request.by, request.by_name)
             await self._await(lambda: self._paused_recorded or self._is_over())
         elif self._waiting_for and not self._paused:
             gate = self._waiting_for
@@ -302,7 +309,7 @@ class PipelineRunWorkflow:
             self._waiting_for = stage.stage_run_id
             workflow.set_current_details(
                 f"waiting at stage {stage.order} **{stage.name}** for promotion")
-            await self._set_status(_P.WAITING)
+            await self._set_status(_P.WAITING, **self._waiting_fields())
         while not self._stop_status:
             gate_open = not manual or stage.stage_run_id in self._promoted
             if gate_open and not self._paused:
@@ -320,7 +327,7 @@ class PipelineRunWorkflow:
         else:
             await record(change(RunKind.STAGE.value, stage.stage_run_id, _S.QUEUED))
         stage.status = _S.QUEUED
-        await self._set_status(_P.RUNNING)
+        await self._set_status(_P.RUNNING, **self._waiting_fields())
         return True
 
     async def _run_stage(self, request: PipelineRunInput,
@@ -369,8 +376,26 @@ class PipelineRunWorkflow:
         if self._paused == self._paused_recorded:
             return
         self._paused_recorded = self._paused
+        self._paused_since = workflow.now() if self._paused else None
         if self._waiting_for is None:
-            await self._set_status(_P.WAITING if self._paused else _P.RUNNING)
+            await self._set_status(_P.WAITING if self._paused else _P.RUNNING,
+                                   **self._waiting_fields())
+        elif workflow.patched(PATCH_WAITING_FOR):
+            # At a gate the status stays waiting: only why it waits changes.
+            await self._set_status(self._status, **self._waiting_fields())
+
+    def _waiting_fields(self) -> dict[str, Any]:
+        """The row's `waiting_for` as it is now: a pause first (resuming comes before
+        promoting), then the gate, else nothing. Empty before the patch: older histories
+        recorded their statuses without it."""
+        if not workflow.patched(PATCH_WAITING_FOR):
+            return {}
+        return {"waiting_for": waiting_for_view(
+            paused_since=self._paused_since, paused_by=self._paused_by,
+            gate=self._gate_stage())}
+
+    def _gate_stage(self) -> StageRunInfo | None:
+        return next((s for s in self._stages if s.stage_run_id == self._waiting_for), None)
 
     async def _wait_for_news(self, also=lambda: False) -> None:  # noqa: ANN001
         """Sleep until an operator acts, `also()` holds, or the run's deadline passes."""
@@ -404,8 +429,8 @@ class PipelineRunWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PipelineRunResult(self._status, reason)
 
-    async def _set_status(self, status: str, reason: str = "") -> None:
-        statuses = await record(change(_KIND, self._run_id, status, reason))
+    async def _set_status(self, status: str, reason: str = "", **fields: Any) -> None:
+        statuses = await record(change(_KIND, self._run_id, status, reason, **fields))
         self._status = statuses[0]
         if self._search_attributes:
             workflow.upsert_search_attributes([_STATUS_KEY.value_set(self._status)])

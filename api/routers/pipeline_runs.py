@@ -133,10 +133,10 @@ async def update_pipeline_run(
     """`status` is an action, in any case: `cancelled` cancels the run; `waiting` pauses it
     (no new targets are dispatched; in-flight ones finish); `running` resumes it, or passes the
     manual gate it waits at. Any other value, or an action the run's state refuses, is a 400
-    naming what is allowed; the response shows the run after the action."""
+    naming what is allowed; the response shows the run after the action, whose `waiting_for`
+    says why it waits (the gate, or who paused it)."""
     outcome = await control.set_pipeline_run_status(caller.enterprise_id, pipeline_id,
-                                                    pipeline_run_id, body.status,
-                                                    by=str(caller.key_id))
+                                                    pipeline_run_id, body.status, caller=caller)
     return respond_outcome(outcome, present.pipeline_run)
 
 

@@ -8,10 +8,11 @@ the later of its bases' fields first (see store.shapes).
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
 from pydantic import BeforeValidator
+from pydantic import Field as PydanticField
 from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
@@ -80,6 +81,8 @@ class PipelineRun(RunTimes, PipelineRunBase, table=True):
     input_values: dict[str, Any] | None = Field(default_factory=dict, sa_column=Column(JSONType))
     sensitive_input_aliases: dict[str, str] | None = Field(default_factory=dict,
                                                            sa_column=Column(JSONType))
+    # Why it waits, as its workflow last recorded it (domain.waiting.waiting_for_view).
+    waiting_for: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
     __table_args__ = (
         UniqueConstraint("pipeline_id", "run_number"),
         # The runs ahead of a run in its lane (store.runs.lanes).
@@ -104,7 +107,32 @@ class _RunInputs(SQLModel):
         "args keep (`{{ inputs.NAME }}`); the values are never shown.")
 
 
-class PipelineRunPublic(_RunInputs, RunTimes, _RunRetries, PipelineRunBase, _Keys, Public):
+class GateWait(SQLModel):
+    """The run waits at this stage's manual gate: promote the stage run to pass it."""
+
+    kind: Literal["gate"]
+    stage_run_id: UUID
+    stage_name: str
+    stage_order: int
+
+
+class PauseWait(SQLModel):
+    """The run is paused: set its status to running to resume it."""
+
+    kind: Literal["pause"]
+    by: str | None = Field(description="The id of the API key that paused it.")
+    by_name: str | None = Field(description="That key's name.")
+    at: datetime
+
+
+class _RunWaiting(SQLModel):
+    waiting_for: Annotated[GateWait | PauseWait, PydanticField(discriminator="kind")] | None = (
+        Field(default=None, description="Why a waiting run waits: at a manual gate, or "
+              "paused (by whom, since when); null unless its status is waiting."))
+
+
+class PipelineRunPublic(_RunWaiting, _RunInputs, RunTimes, _RunRetries, PipelineRunBase, _Keys,
+                        Public):
     status: str = one_of(STATUSES[RunKind.PIPELINE])
 
 

@@ -68,6 +68,9 @@ async def test_what_the_pages_load_is_the_real_thing(api: Api) -> None:
     assert b"SwaggerUIBundle" in swagger.content
     redoc = await api.http.get("/static/redoc/redoc.standalone.js")
     assert b"spec-url" in redoc.content  # the attribute the /redoc page hands it
+    # its side menu's logo came from Redocly's CDN: the bundle names ours instead
+    assert b"cdn.redoc.ly" not in redoc.content
+    assert (await api.http.get("/static/redoc/logo-mini.svg")).status_code == 200
     schema = (await api.http.get("/openapi.json")).json()
     assert schema["info"]["title"] == "fleetpipe"
     assert (await api.http.get("/static/swagger-ui/nothing.js")).status_code == 404

@@ -73,8 +73,7 @@ async def cancel_run(run_id: UUID, session: SessionDep, caller: PeerCallerDep,
     """Cancels the run (its open stage and target runs with it); a finished run is a 409."""
     try:
         await control.set_pipeline_run_status(caller.enterprise_id, None, run_id,
-                                              PipelineRunStatus.CANCELLED,
-                                              by=str(caller.key_id))
+                                              PipelineRunStatus.CANCELLED, caller=caller)
     except ActionRefused as refused:  # the run's state refuses it: the document's 409
         raise ApiError(409, refused.message) from None
     # Read once the action is done (the session opens its transaction on first use).
