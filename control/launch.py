@@ -7,6 +7,7 @@ again, so a failed start leaves nothing half-made behind.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
@@ -45,13 +46,18 @@ async def start_pipeline_run(
     trigger_type: str = "manual",
     trigger_source: str = "",
     previous_run_id: UUID | None = None,
+    before_start: Callable[[PipelineRun], Awaitable[None]] | None = None,
 ) -> PipelineRun:
     """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
-    PipelineNotFound for an unknown pipeline (or one of another enterprise)."""
+    PipelineNotFound for an unknown pipeline (or one of another enterprise). `before_start`
+    runs once the row exists and before its workflow can write anything (the audit trail's
+    record of the start, first in the run's log)."""
     run = await asyncio.to_thread(
         create_pipeline_run, engine, enterprise_id, pipeline_id, trigger_type=trigger_type,
         trigger_source=trigger_source, previous_run_id=previous_run_id)
     try:
+        if before_start is not None:
+            await before_start(run)
         await client.start_workflow(
             PipelineRunWorkflow.run,
             PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(enterprise_id),

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Body, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
+from api.deps import CallerDep, ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import (
     COMMON_ERRORS,
     Envelope,
@@ -80,12 +80,13 @@ def list_pipeline_runs(
 async def create_pipeline_run(
     pipeline_id: UUID,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
     body: Annotated[PipelineRunCreate | None, Body()] = None,
 ) -> JSONResponse:
     """Starts a run of the pipeline as it is now (the run keeps that snapshot). The body is an
     empty object. The run is numbered 1, 2, 3... per pipeline."""
-    started = await control.start_pipeline_run(enterprise_id, pipeline_id)
+    started = await control.start_pipeline_run(enterprise_id, pipeline_id, caller=caller)
     return respond_outcome(started, present.pipeline_run)
 
 
@@ -105,6 +106,7 @@ async def update_pipeline_run(
     pipeline_run_id: UUID,
     body: PipelineRunAction,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """`status` is an action, in any case: `cancelled` cancels the run; `waiting` pauses it
@@ -112,7 +114,7 @@ async def update_pipeline_run(
     manual gate it waits at. Any other value, or an action the run's state refuses, is a 400
     naming what is allowed; the response shows the run after the action."""
     outcome = await control.set_pipeline_run_status(enterprise_id, pipeline_id, pipeline_run_id,
-                                                    body.status)
+                                                    body.status, caller=caller)
     return respond_outcome(outcome, present.pipeline_run)
 
 

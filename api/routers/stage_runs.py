@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
+from api.deps import CallerDep, ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import (
     COMMON_ERRORS,
     Envelope,
@@ -65,6 +65,7 @@ async def update_stage_run(
     stage_run_id: UUID,
     body: StageRunAction,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """`status` is an action, in any case: `queued` promotes the stage run the pipeline run
@@ -72,7 +73,7 @@ async def update_stage_run(
     Anything else, or an action the run's state refuses, is a 400 naming what is allowed; the
     response shows the stage run after the action."""
     outcome = await control.set_stage_run_status(enterprise_id, pipeline_run_id, stage_run_id,
-                                                 body.status)
+                                                 body.status, caller=caller)
     return respond_outcome(outcome, present.stage_run)
 
 
