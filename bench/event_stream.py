@@ -172,16 +172,21 @@ async def bench(procs: Processes, work: Path, args: argparse.Namespace) -> dict[
                                                   args.rate, "baseline writing"),
             }
             subs = [Subscriber() for _ in range(args.subscribers)]
-            t0 = time.monotonic()
+            statements0 = int((await http.get("/bench/queries")).json()["statements"])
+            cpu0, t0 = cpu_seconds(api.pid), time.monotonic()
             tasks = [asyncio.create_task(subscribe(port, key, run_id, s)) for s in subs]
             async with asyncio.timeout(120):
                 await asyncio.gather(*(s.connected.wait() for s in subs))
                 while min(len(s.ids) for s in subs) < args.replayed:
                     await asyncio.sleep(0.2)
             connect_s = time.monotonic() - t0
+            connect_cpu = cpu_seconds(api.pid) - cpu0
+            connect_statements = int((await http.get("/bench/queries")).json()["statements"]
+                                     ) - statements0
             errors = [s.error for s in subs if s.error]
             log(f"{args.subscribers} subscribers connected and replayed {args.replayed} "
-                f"entries in {connect_s:.1f} s ({len(errors)} errors)")
+                f"entries in {connect_s:.1f} s ({len(errors)} errors): {connect_statements} "
+                f"statements, API CPU {connect_cpu:.1f} s")
             await asyncio.sleep(2)
             phases["subscribers_idle"] = await measure(
                 http, api.pid, engine, run_id, args.seconds, 0, "subscribers idle")
@@ -198,6 +203,7 @@ async def bench(procs: Processes, work: Path, args: argparse.Namespace) -> dict[
         "database": describe(args.database), "subscribers": args.subscribers,
         "rate_per_s": args.rate, "seconds": args.seconds, "replayed": args.replayed,
         "connect_and_replay_s": round(connect_s, 1), "errors": len(errors),
+        "connect_statements": connect_statements, "connect_api_cpu_s": round(connect_cpu, 1),
         "streams_complete_and_ended": complete, "log_entries": len(expected),
         **{f"{name}_{k}": v for name, p in phases.items() for k, v in p.__dict__.items()
            if k != "seconds"},

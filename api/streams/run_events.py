@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -166,6 +167,27 @@ def native_event(item: StreamItem) -> ServerSentEvent:
                            id=str(item.id))
 
 
+class RenderedEntries:
+    """Each entry rendered once, however many streams send it (a thousand subscribers of a run
+    get the same bytes): the last `size` renderings, by renderer and entry id."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._size = size
+        self._bytes: OrderedDict[tuple[Renderer, int], bytes] = OrderedDict()
+
+    def get(self, render: Renderer, entry: LogEntry) -> bytes:
+        key = (render, entry.id)
+        found = self._bytes.get(key)
+        if found is None:
+            found = self._bytes[key] = render(entry).encode()
+            if len(self._bytes) > self._size:
+                self._bytes.popitem(last=False)
+        return found
+
+
+_RENDERED = RenderedEntries()
+
+
 def run_feed(request: Request, engine: Engine) -> RunFeed:
     """The process's shared tail, made on first use."""
     state = request.app.state
@@ -186,9 +208,9 @@ async def run_event_response(request: Request, engine: Engine, enterprise_id: UU
     status = await asyncio.to_thread(_run_status, engine, enterprise_id, run_id)
     feed = run_feed(request, engine)
 
-    async def events() -> AsyncIterator[ServerSentEvent]:
+    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
         async for item in run_event_items(feed, engine, run_id, last_event_id, status):
-            yield render(item)
+            yield render(item) if isinstance(item, StreamEnd) else _RENDERED.get(render, item)
 
     return EventSourceResponse(
         events(), ping=request.app.state.settings.event_stream_keepalive_seconds)
