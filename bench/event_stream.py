@@ -69,16 +69,17 @@ def seed(engine: Engine, replayed: int) -> tuple[str, UUID]:
 
 
 def append(engine: Engine, run_id: UUID, to_status: str = "running",
-           kind: str = "target_run") -> None:
+           kind: str = "target_run") -> int:
     with transaction(engine) as session:
-        session.execute(insert(_LOG).values(
+        return int(session.execute(insert(_LOG).values(
             pipeline_run_id=run_id, kind=kind, run_id=uuid4(), from_status="queued",
-            to_status=to_status, reason="", at=utcnow()))
+            to_status=to_status, reason="", at=utcnow()).returning(_LOG.c.id)).scalar_one())
 
 
 @dataclass
 class Subscriber:
     ids: list[int] = field(default_factory=list)
+    received: dict[int, float] = field(default_factory=dict)  # id -> when (monotonic)
     ended: bool = False
     connected: asyncio.Event = field(default_factory=asyncio.Event)
     error: str = ""
@@ -101,7 +102,10 @@ async def subscribe(port: int, key: str, run_id: UUID, sub: Subscriber) -> None:
             pending += chunk
             cut = pending.rfind(b"\n") + 1
             whole, pending = pending[:cut], pending[cut:]
-            sub.ids.extend(int(i) for i in _ID_LINE.findall(whole))
+            now = time.monotonic()
+            for found in _ID_LINE.findall(whole):
+                sub.ids.append(int(found))
+                sub.received.setdefault(int(found), now)
             if _END.search(whole):
                 sub.ended = True
                 break
@@ -121,7 +125,8 @@ class Figures:
 
 
 async def measure(http: httpx.AsyncClient, api_pid: int, engine: Engine, run_id: UUID,
-                  seconds: float, rate: float, label: str) -> Figures:
+                  seconds: float, rate: float, label: str,
+                  written_at: dict[int, float] | None = None) -> Figures:
     async def statements() -> int:
         return int((await http.get("/bench/queries")).json()["statements"])
 
@@ -129,7 +134,9 @@ async def measure(http: httpx.AsyncClient, api_pid: int, engine: Engine, run_id:
     written = 0
     while (elapsed := time.monotonic() - t0) < seconds:
         if rate > 0 and written < elapsed * rate:
-            await asyncio.to_thread(append, engine, run_id)
+            entry_id = await asyncio.to_thread(append, engine, run_id)
+            if written_at is not None:
+                written_at[entry_id] = time.monotonic()
             written += 1
         else:
             await asyncio.sleep(min(0.01, 1 / rate) if rate else 0.1)
@@ -190,8 +197,10 @@ async def bench(procs: Processes, work: Path, args: argparse.Namespace) -> dict[
             await asyncio.sleep(2)
             phases["subscribers_idle"] = await measure(
                 http, api.pid, engine, run_id, args.seconds, 0, "subscribers idle")
+            written_at: dict[int, float] = {}
             phases["subscribers_writing"] = await measure(
-                http, api.pid, engine, run_id, args.seconds, args.rate, "subscribers writing")
+                http, api.pid, engine, run_id, args.seconds, args.rate, "subscribers writing",
+                written_at)
             await asyncio.to_thread(append, engine, run_id, "success", "pipeline_run")
             async with asyncio.timeout(120):
                 await asyncio.gather(*tasks)
@@ -199,12 +208,16 @@ async def bench(procs: Processes, work: Path, args: argparse.Namespace) -> dict[
         complete = sum(1 for s in subs if s.ended and s.ids[:-1] == expected
                        and s.ids[-1] == expected[-1])
         engine.dispose()
+    lags = sorted(s.received[i] - at for s in subs for i, at in written_at.items()
+                  if i in s.received)
     result = {
         "database": describe(args.database), "subscribers": args.subscribers,
         "rate_per_s": args.rate, "seconds": args.seconds, "replayed": args.replayed,
         "connect_and_replay_s": round(connect_s, 1), "errors": len(errors),
         "connect_statements": connect_statements, "connect_api_cpu_s": round(connect_cpu, 1),
         "streams_complete_and_ended": complete, "log_entries": len(expected),
+        "delivery_lag_p50_s": round(lags[len(lags) // 2], 3) if lags else None,
+        "delivery_lag_p99_s": round(lags[int(len(lags) * 0.99)], 3) if lags else None,
         **{f"{name}_{k}": v for name, p in phases.items() for k, v in p.__dict__.items()
            if k != "seconds"},
     }
