@@ -13,7 +13,16 @@ from uuid import UUID
 from sqlalchemy.engine import Engine
 
 from control.errors import ActionRefused, Missing
-from store.audit import DONE, FAILED, REFUSED, ActionEntry, Actor, finish_action, record_action
+from store.audit import (
+    ACCEPTED,
+    DONE,
+    FAILED,
+    REFUSED,
+    ActionEntry,
+    Actor,
+    finish_action,
+    record_action,
+)
 from store.definitions.tenants import Caller
 from store.tenancy import NotFound
 
@@ -57,6 +66,10 @@ class RecordedAction:
         self._engine = engine
         self.entry = entry
         self.action_id: int | None = None
+        self.still_applying = False  # set by the block: the run had not answered yet
+
+    def answered(self, answered: bool) -> None:
+        self.still_applying = not answered
 
     async def begin(self) -> None:
         self.action_id = await asyncio.to_thread(record_action, self._engine, self.entry)
@@ -70,7 +83,8 @@ class RecordedAction:
 @asynccontextmanager
 async def audited(engine: Engine, entry: ActionEntry) -> AsyncIterator[RecordedAction]:
     """Record the action, run the block, and record its outcome: refused (the run's state or
-    its workflow refused it), failed (anything else raised), or done."""
+    its workflow refused it), failed (anything else raised), accepted (the block said the run
+    had not answered yet) or done."""
     recorded = RecordedAction(engine, entry)
     await recorded.begin()
     try:
@@ -83,4 +97,4 @@ async def audited(engine: Engine, entry: ActionEntry) -> AsyncIterator[RecordedA
         await asyncio.shield(recorded.finish(FAILED, type(failed).__name__))
         raise
     else:
-        await recorded.finish(DONE)
+        await recorded.finish(ACCEPTED if recorded.still_applying else DONE)

@@ -204,9 +204,11 @@ class RunControl:
         if is_terminal(RunKind.PIPELINE, before.status):
             raise _refused(before.status, "pipeline run", f"set status {action}")
         async with self._audit(caller, _PIPELINE_ACTIONS.get(action, action), pipeline_run_id,
-                               {"status": status}, enterprise_id=enterprise_id):
-            return await self._send_run_status(pipeline_run_id, action, before, read,
-                                               deadline)
+                               {"status": status}, enterprise_id=enterprise_id) as audit:
+            outcome = await self._send_run_status(pipeline_run_id, action, before, read,
+                                                  deadline)
+            audit.answered(outcome.answered)
+            return outcome
 
     async def _send_run_status(self, pipeline_run_id: UUID, action: str, before: PipelineRun,
                                read: Callable[[], PipelineRun],
@@ -248,7 +250,7 @@ class RunControl:
         async with self._audit(caller, _STAGE_ACTIONS.get(action, action),
                                before.stage_run.pipeline_run_id,
                                {"status": status}, enterprise_id=enterprise_id,
-                               subject="stage_run", subject_id=stage_run_id):
+                               subject="stage_run", subject_id=stage_run_id) as audit:
             sent = await send_update(
                 await self._temporal.get(), pipeline_run_workflow_id(pipeline_run_id),
                 PipelineRunWorkflow.set_stage_status,
@@ -257,6 +259,7 @@ class RunControl:
             # A promoted stage run records queued as its own workflow starts, a moment later.
             row = await settle(read, lambda r: not sent.answered
                                or r.stage_run.status != StageRunStatus.PENDING, deadline)
+            audit.answered(sent.answered)
             return Outcome(row) if sent.answered else _still_applying(row)
 
     # ---- target runs ---------------------------------------------------------------------
@@ -282,9 +285,11 @@ class RunControl:
         body = {"target_id": device_id, "device_name": device_name, "device_alias": device_alias}
         async with self._audit(caller, "add_target", pipeline_run_id, body,
                                enterprise_id=enterprise_id, subject="stage_run",
-                               subject_id=stage_run_id):
-            return await self._add_device(enterprise_id, stage_run_id, device_id, device_name,
-                                          device_alias, status, deadline)
+                               subject_id=stage_run_id) as audit:
+            added = await self._add_device(enterprise_id, stage_run_id, device_id, device_name,
+                                           device_alias, status, deadline)
+            audit.answered(added.answered)
+            return added
 
     async def _add_device(self, enterprise_id: UUID, stage_run_id: UUID, device_id: UUID,
                           device_name: str, device_alias: str, status: str,
@@ -331,7 +336,7 @@ class RunControl:
                 list(CANCELLABLE_TARGET_RUN))
         async with self._audit(caller, "cancel_target", before.pipeline_run_id,
                                {"status": status}, enterprise_id=enterprise_id,
-                               subject="target_run", subject_id=target_run_id):
+                               subject="target_run", subject_id=target_run_id) as audit:
             sent = await send_update(
                 await self._temporal.get(), stage_run_workflow_id(stage_run_id),
                 StageRunWorkflow.cancel_target,
@@ -340,6 +345,7 @@ class RunControl:
                                         f"set {action}"))
             row = await settle(read, lambda r: not sent.answered
                                or not target_run_cancellable(r.status), deadline)
+            audit.answered(sent.answered)
             return Outcome(row) if sent.answered else _still_applying(row)
 
     async def send_target_run_again(
@@ -373,9 +379,11 @@ class RunControl:
             raise _refused(stage_status, "stage run", verb)
         async with self._audit(caller, "send_again", old.pipeline_run_id, {},
                                enterprise_id=enterprise_id, subject="target_run",
-                               subject_id=target_run_id):
-            return await self._send_again(enterprise_id, stage_run_id, target_run_id, old,
-                                          stage_status, deadline)
+                               subject_id=target_run_id) as audit:
+            again = await self._send_again(enterprise_id, stage_run_id, target_run_id, old,
+                                           stage_status, deadline)
+            audit.answered(again.answered)
+            return again
 
     async def _send_again(self, enterprise_id: UUID, stage_run_id: UUID, target_run_id: UUID,
                           old: TargetRun, stage_status: str,
@@ -436,7 +444,7 @@ class RunControl:
         async with self._audit(caller, "cancel_command", pipeline_run_id,
                                {"request_status": request_status},
                                enterprise_id=enterprise_id, subject="command",
-                               subject_id=command_id):
+                               subject_id=command_id) as audit:
             sent = await send_update(
                 await self._temporal.get(), target_run_workflow_id(target_run_id),
                 TargetRunWorkflow.cancel_command,
@@ -445,6 +453,7 @@ class RunControl:
             state = await settle(self._reader(lambda s: current_command(
                 s, enterprise_id, stage_run_id, target_run_id)), lambda c: not sent.answered
                                  or is_terminal(RunKind.COMMAND, c.command.status), deadline)
+            audit.answered(sent.answered)
             return Outcome(state) if sent.answered else _still_applying(state)
 
     async def report_command_event(self, enterprise_id: UUID, command_id: UUID,

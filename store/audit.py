@@ -25,10 +25,11 @@ from store.types import JSONType, utcnow
 # Who acted when no API key did: the server-side CLI (tokens), or the service itself.
 CLI_ACTOR = "cli"
 
-# An action's outcome: recorded as requested before it is carried to the run, then one of
-# the others once the run answered.
-REQUESTED, DONE, REFUSED, FAILED = "requested", "done", "refused", "failed"
-OUTCOMES = [REQUESTED, DONE, REFUSED, FAILED]
+# An action's outcome: recorded as requested before it is carried to the run, then done (the
+# run applied it), accepted (the run has it and was still applying it when the API answered:
+# a 202), refused (the run's state refused it) or failed.
+REQUESTED, DONE, ACCEPTED, REFUSED, FAILED = "requested", "done", "accepted", "refused", "failed"
+OUTCOMES = [REQUESTED, DONE, ACCEPTED, REFUSED, FAILED]
 
 _STATUS_EVENTS = StatusEvent.__table__  # type: ignore[attr-defined]
 

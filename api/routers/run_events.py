@@ -96,7 +96,8 @@ def list_run_actions(pipeline_run_id: UUID, request: Request, session: SessionDe
                      action: ActionFilter = None) -> JSONResponse:
     """Every operator action on the run (start, pause, resume, cancel, promote, ...), oldest
     first: the API key that did it (`key_id`, `actor` its label), when, the request, and the
-    outcome (`requested` while being applied, `done`, `refused` or `failed`)."""
+    outcome (`requested` while being applied, `done`, `accepted` (answered 202), `refused` or
+    `failed`)."""
     reads.get_pipeline_run(session, enterprise_id, pipeline_run_id)
     return _actions_page(request, session, enterprise_id, paging, pipeline_run_id, action)
 

@@ -271,8 +271,10 @@ async def test_pause_resume_cancel_promote_are_recorded_with_the_key(served: Ser
 
     assert listed["count"] == 4
     rows = listed["results"]
-    assert [(r["action"], r["outcome"]) for r in rows] == [
-        ("start", "done"), ("pause", "done"), ("resume", "done"), ("cancel", "done")]
+    assert [r["action"] for r in rows] == ["start", "pause", "resume", "cancel"]
+    # done; or accepted, if a busy run answered after the API's 2 s (a 202)
+    assert rows[0]["outcome"] == "done"
+    assert {r["outcome"] for r in rows[1:]} <= {"done", "accepted"}
     assert {r["key_id"] for r in rows} == {str(served.key_id)}
     assert {r["actor"] for r in rows} == {"operator-anna"}
     assert [r["request"] for r in rows[1:]] == [
@@ -305,8 +307,10 @@ async def test_an_action_the_run_refuses_is_recorded_as_refused(served: Served) 
         actions = session.exec(select(OperatorAction).where(
             OperatorAction.pipeline_run_id == UUID(run["id"])).order_by(
             col(OperatorAction.id))).all()
-    assert [(a.action, a.outcome) for a in actions] == [
-        ("start", "done"), ("promote", "refused"), ("cancel", "done")]
+    assert [(a.action, a.outcome) for a in actions][:2] == [
+        ("start", "done"), ("promote", "refused")]
+    assert actions[2].action == "cancel" and actions[2].outcome in ("done", "accepted")
+    assert len(actions) == 3
     assert "cannot be promoted" in actions[1].message
     assert actions[1].key_id == served.key_id and actions[1].subject_id == UUID(fleet["id"])
     streamed = [(e.data["action"], e.data["outcome"]) for e in events if e.event == "action"]
