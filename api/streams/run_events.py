@@ -21,7 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from api.streams.hub import RunFeed
+from api.streams.hub import RunFeed, Subscription
 from domain.statuses import RunKind, is_terminal
 from store.runs import reads
 from store.runs.feed import LogEntry, events_of_runs
@@ -70,12 +70,12 @@ def ends_run(entry: LogEntry) -> bool:
 
 
 async def _replay(engine: Engine, run_id: UUID, after: int,
-                  upto: int | None) -> AsyncIterator[LogEntry]:
+                  upto: int | None) -> AsyncIterator[list[LogEntry]]:
     while True:
         page = await asyncio.to_thread(events_of_runs, engine, [run_id], after, upto,
                                        REPLAY_PAGE)
-        for entry in page:
-            yield entry
+        if page:
+            yield page
         if len(page) < REPLAY_PAGE:
             return
         after = page[-1].id
@@ -87,42 +87,60 @@ def _run_status(engine: Engine, enterprise_id: UUID, run_id: UUID) -> str:
         return reads.get_pipeline_run(session, enterprise_id, run_id).status
 
 
+class _Cursor:
+    """Where a stream is: the last id sent, and the run's final status once its end was sent."""
+
+    def __init__(self, after: int, final: str | None) -> None:
+        self.last, self.final = after, final
+
+    def take(self, entries: list[LogEntry | None]) -> list[LogEntry]:
+        """The entries not sent yet, in order (None marks a queue that overflowed)."""
+        fresh = []
+        for entry in entries:
+            if entry is not None and entry.id > self.last:
+                self.last = entry.id
+                if ends_run(entry):
+                    self.final = entry.to_status
+                fresh.append(entry)
+        return fresh
+
+
+def _drain(subscription: Subscription, first: LogEntry | None) -> list[LogEntry | None]:
+    batch = [first]
+    while not subscription.queue.empty():
+        batch.append(subscription.queue.get_nowait())
+    return batch
+
+
 async def run_event_items(feed: RunFeed, engine: Engine, run_id: UUID, after: int,
-                          status: str) -> AsyncIterator[StreamItem]:
+                          status: str) -> AsyncIterator[list[StreamItem]]:
     """Every entry of the run's log after `after`, in order, each once, then StreamEnd once the
-    run's terminal entry went out (`status`: the run's status when the client connected)."""
-    last, final = after, status if is_terminal(RunKind.PIPELINE, status) else None
-    if final is not None:  # ended already: its whole log is written, no need to follow
-        async for entry in _replay(engine, run_id, last, None):
-            last = entry.id
-            yield entry
-        yield StreamEnd(run_id, final, last)
+    run's terminal entry went out (`status`: the run's status when the client connected). In
+    batches: whatever is at hand goes out together (a replayed page, a round of the tail)."""
+    cursor = _Cursor(after, status if is_terminal(RunKind.PIPELINE, status) else None)
+    if cursor.final is not None:  # ended already: its whole log is written, no need to follow
+        async for page in _replay(engine, run_id, cursor.last, None):
+            if fresh := cursor.take(list(page)):
+                yield list(fresh)
+        yield [StreamEnd(run_id, cursor.final, cursor.last)]
         return
     subscription = await feed.subscribe(run_id)
     try:
         while True:
             # From the store up to where the tail takes over, then from the tail.
-            async for entry in _replay(engine, run_id, last, subscription.start):
-                last = entry.id
-                final = entry.to_status if ends_run(entry) else final
-                yield entry
-            while final is None:
-                item = await subscription.queue.get()
-                if item is None:
-                    break  # fell behind: read on from the store, then join again
-                if item.id <= last:
-                    continue
-                last = item.id
-                final = item.to_status if ends_run(item) else final
-                yield item
-            if final is not None:
+            async for page in _replay(engine, run_id, cursor.last, subscription.start):
+                if fresh := cursor.take(list(page)):
+                    yield list(fresh)
+            overflowed = False
+            while cursor.final is None and not overflowed:
+                batch = _drain(subscription, await subscription.queue.get())
+                overflowed = None in batch  # fell behind: read on from the store, join again
+                if fresh := cursor.take(batch):
+                    yield list(fresh)
+            if cursor.final is not None:
                 # What came in the same round as the end (children closed with it) goes too.
-                while not subscription.queue.empty():
-                    item = subscription.queue.get_nowait()
-                    if item is not None and item.id > last:
-                        last = item.id
-                        yield item
-                yield StreamEnd(run_id, final, last)
+                rest: list[StreamItem] = list(cursor.take(_drain(subscription, None)))
+                yield [*rest, StreamEnd(run_id, cursor.final, cursor.last)]
                 return
             feed.unsubscribe(subscription)
             subscription = await feed.subscribe(run_id)
@@ -169,7 +187,8 @@ def native_event(item: StreamItem) -> ServerSentEvent:
 
 class RenderedEntries:
     """Each entry rendered once, however many streams send it (a thousand subscribers of a run
-    get the same bytes): the last `size` renderings, by renderer and entry id."""
+    get the same bytes): the last `size` renderings, by renderer and entry id. One per store
+    (ids are unique within a store only), kept with the store's feed."""
 
     def __init__(self, size: int = 4096) -> None:
         self._size = size
@@ -185,9 +204,6 @@ class RenderedEntries:
         return found
 
 
-_RENDERED = RenderedEntries()
-
-
 def run_feed(request: Request, engine: Engine) -> RunFeed:
     """The process's shared tail, made on first use."""
     state = request.app.state
@@ -197,6 +213,7 @@ def run_feed(request: Request, engine: Engine) -> RunFeed:
         feed = RunFeed(engine, poll_seconds=settings.event_stream_poll_seconds,
                        gap_grace_seconds=settings.event_stream_gap_grace_seconds)
         state.run_feed = feed
+        state.run_feed_rendered = RenderedEntries()
     return feed
 
 
@@ -207,10 +224,13 @@ async def run_event_response(request: Request, engine: Engine, enterprise_id: UU
     (before anything is sent) for an unknown run or another enterprise's."""
     status = await asyncio.to_thread(_run_status, engine, enterprise_id, run_id)
     feed = run_feed(request, engine)
+    rendered: RenderedEntries = request.app.state.run_feed_rendered
 
-    async def events() -> AsyncIterator[ServerSentEvent | bytes]:
-        async for item in run_event_items(feed, engine, run_id, last_event_id, status):
-            yield render(item) if isinstance(item, StreamEnd) else _RENDERED.get(render, item)
+    async def events() -> AsyncIterator[bytes]:
+        async for batch in run_event_items(feed, engine, run_id, last_event_id, status):
+            # One write for the batch: a thousand streams of a busy run, each a send per round.
+            yield b"".join(render(item).encode() if isinstance(item, StreamEnd)
+                           else rendered.get(render, item) for item in batch)
 
     return EventSourceResponse(
         events(), ping=request.app.state.settings.event_stream_keepalive_seconds)

@@ -15,7 +15,9 @@ import pytest
 from sqlalchemy import event, insert
 from sqlalchemy.engine import Engine
 
+from api.streams import hub
 from api.streams.hub import RunFeed, Subscription
+from api.streams.run_events import StreamEnd, run_event_items
 from store.runs.feed import LogEntry
 from store.runs.tables import StatusEvent
 
@@ -163,3 +165,27 @@ async def test_a_hole_that_never_fills_is_passed_after_the_grace(
     finally:
         feed.unsubscribe(subscription)
         await feed.close()
+
+
+async def test_a_stream_that_falls_behind_reads_on_from_the_store_and_misses_nothing(
+        sqlite_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub, "QUEUE_LIMIT", 3)
+    feed = RunFeed(sqlite_engine, poll_seconds=0.02)
+    run = uuid4()
+    write(sqlite_engine, run, "queued", "processing")
+    items = run_event_items(feed, sqlite_engine, run, 0, "running")
+    got: list = []
+    async with asyncio.timeout(GUARD):
+        got += await anext(items)  # the replay
+        write(sqlite_engine, run, *[f"step-{i}" for i in range(10)])  # more than the queue holds
+        await asyncio.sleep(0.3)
+        write(sqlite_engine, run, "success")
+        async for batch in items:
+            got += batch
+    *entries, end = got
+    assert isinstance(end, StreamEnd) and end.status == "success"
+    with sqlite_engine.connect() as connection:
+        ids = list(connection.execute(_LOG.select().with_only_columns(_LOG.c.id).where(
+            _LOG.c.pipeline_run_id == run).order_by(_LOG.c.id)).scalars())
+    assert [e.id for e in entries] == ids
+    await feed.close()
