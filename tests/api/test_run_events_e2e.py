@@ -36,7 +36,7 @@ GUARD = 60.0
 
 @dataclass
 class Sse:
-    id: int | None
+    id: int  # -1: the event had no id
     event: str
     data: Any
 
@@ -118,7 +118,7 @@ async def read_stream(http: httpx.AsyncClient, path: str, *, headers: dict | Non
                 continue
             if not fields:
                 continue
-            sse = Sse(int(fields["id"]) if "id" in fields else None, fields.get("event", ""),
+            sse = Sse(int(fields.get("id", -1)), fields.get("event", ""),
                       json.loads(fields.get("data", "null")))
             fields = {}
             events.append(sse)

@@ -65,8 +65,10 @@ def test_ids_of_deleted_entries_are_never_handed_out_again(engine: Engine):
     row = {"pipeline_run_id": uuid4(), "kind": "pipeline_run", "run_id": uuid4(),
            "from_status": "pending", "to_status": "queued", "reason": "", "at": AT}
     with engine.begin() as connection:
-        first = connection.execute(insert(table).values(**row).returning(table.c.id)).scalar()
+        first = connection.execute(insert(table).values(**row).returning(table.c.id)
+                                   ).scalar_one()
         connection.execute(delete(table).where(table.c.id == first))
     with engine.begin() as connection:
-        second = connection.execute(insert(table).values(**row).returning(table.c.id)).scalar()
+        second = connection.execute(insert(table).values(**row).returning(table.c.id)
+                                    ).scalar_one()
     assert second > first
