@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     resend_interval_seconds: float = 5.0
     reconcile_interval_seconds: float = 60.0
 
+    # Run event streams (SSE): a keep-alive comment this often while a stream is idle; one
+    # shared read of the run logs per API process this often; a hole in the log's ids (a
+    # transaction not yet committed, or rolled back) is waited for at most this long.
+    event_stream_keepalive_seconds: float = Field(default=15.0, gt=0)
+    event_stream_poll_seconds: float = Field(default=0.5, gt=0)
+    event_stream_gap_grace_seconds: float = Field(default=5.0, ge=0)
+
     # Where clients reach the API (`https://fleet.example.com`): page links start with it. Empty:
     # links are relative (path and query), never built from the request's Host header.
     public_base_url: str = ""

@@ -43,6 +43,7 @@ from api.routers import (
     operation_lists,
     pipeline_runs,
     pipelines,
+    run_events,
     stage_runs,
     stages,
     target_lists,
@@ -92,8 +93,8 @@ TAGS = [
 ]
 
 PEER_PREFIXES = (AUTOMATION_RUNS,)
-ROUTERS = [pipeline_runs, stage_runs, target_runs, commands, pipelines, stages, target_lists,
-           operation_lists, devices, device_groups]
+ROUTERS = [pipeline_runs, run_events, stage_runs, target_runs, commands, pipelines, stages,
+           target_lists, operation_lists, devices, device_groups]
 
 
 def _operation_id(route: APIRoute) -> str:
@@ -168,6 +169,9 @@ def create_app(
         try:
             yield
         finally:
+            feed = getattr(app.state, "run_feed", None)
+            if feed is not None:  # the shared tail of the run event streams
+                await feed.close()
             if owned:
                 app.state.engine.dispose()
                 app.state.engine = None

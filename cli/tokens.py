@@ -13,15 +13,19 @@ import typer
 from sqlalchemy.engine import Engine
 
 from cli.stores import open_store, refusals
+from store.audit import DONE, REFUSED, ActionEntry, Actor, record_action
 from store.definitions.tenants import (
     UnknownToken,
+    caller_for_hash,
     create_token,
     ensure_enterprise,
     find_enterprise,
+    hash_key,
     list_tokens,
     revoke_token,
 )
 from store.migrations import EmptyStore, head_revision, require_head, upgrade
+from store.types import utcnow
 
 tokens = typer.Typer(help="API tokens (in the store: run where the stack's store is).",
                      no_args_is_help=True)
@@ -58,7 +62,13 @@ def tokens_create(
 ) -> None:
     """Create an API token and print its key (shown only this once)."""
     with refusals(UnknownToken, Refused), _store(create=create, offers_create=True) as engine:
-        key = create_token(engine, ensure_enterprise(engine, enterprise).id, name=name)
+        enterprise_id = ensure_enterprise(engine, enterprise).id
+        key = create_token(engine, enterprise_id, name=name)
+        made = caller_for_hash(engine, hash_key(key))
+        record_action(engine, ActionEntry(
+            enterprise_id=enterprise_id, action="token_create", actor=Actor(),
+            subject="api_token", subject_id=made.key_id if made else None,
+            request={"enterprise": enterprise, "name": name}, at=utcnow()), outcome=DONE)
     typer.echo(key)
 
 
@@ -98,6 +108,10 @@ def tokens_revoke(
                           "--enterprise NAME` shows them") from None
         with _store() as engine:
             token, revoked_now = revoke_token(engine, parsed)
+            record_action(engine, ActionEntry(
+                enterprise_id=token.enterprise_id, action="token_revoke", actor=Actor(),
+                subject="api_token", subject_id=token.id, request={"token_id": token_id},
+                at=utcnow()), outcome=DONE if revoked_now else REFUSED)
     label = f"token {token.id}" + (f" ({token.name})" if token.name else "")
     if revoked_now:
         typer.echo(f"revoked {label}: the API refuses its key from now on")

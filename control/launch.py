@@ -7,7 +7,7 @@ again, so a failed start leaves nothing half-made behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -53,13 +53,16 @@ async def start_pipeline_run(
     input_values: Mapping[str, Any] | None = None,
     sensitive: SensitiveValues | None = None,
     trigger_source_type: str = "",
+    before_start: Callable[[PipelineRun], Awaitable[None]] | None = None,
 ) -> PipelineRun:
     """Create the run row and start its PipelineRunWorkflow. Raises store.runs.creation.
     PipelineNotFound for an unknown pipeline (or one of another enterprise), and domain.inputs.
     InvalidInput for an input reference the run cannot fill. Sensitive values go only into the
     workflow's input (encrypted by the codec); the row keeps their names. With a concurrency
     key the run waits `queued` for the enterprise's other runs with that key (ValueError for a
-    key domain.concurrency refuses)."""
+    key domain.concurrency refuses). `before_start` runs once the row exists and before its
+    workflow can write anything (the audit trail's record of the start, first in the run's
+    log)."""
     if concurrency_key is not None:
         check_concurrency_key(concurrency_key)
     run = await asyncio.to_thread(
@@ -72,7 +75,7 @@ async def start_pipeline_run(
                              search_attributes=search_attributes, stage_window=stage_window,
                              stage_history_budget=stage_history_budget,
                              targets_task_queue=targets_task_queue,
-                             sensitive=sensitive)
+                             sensitive=sensitive, before_start=before_start)
     return run
 
 
@@ -87,10 +90,13 @@ async def start_run_workflow(
     stage_history_budget: int = 4_000,
     targets_task_queue: str = "",
     sensitive: SensitiveValues | None = None,
+    before_start: Callable[[PipelineRun], Awaitable[None]] | None = None,
 ) -> None:
     """Start the PipelineRunWorkflow of a run row just made (a new run or a retry); if it
     cannot be started, the row is removed again."""
     try:
+        if before_start is not None:
+            await before_start(run)
         await client.start_workflow(
             PipelineRunWorkflow.run,
             PipelineRunInput(pipeline_run_id=str(run.id), enterprise_id=str(run.enterprise_id),

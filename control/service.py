@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
@@ -20,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 from temporalio.service import RPCError
 
+from control.audit import RecordedAction, action_entry, audited
 from control.closing import RunCloser
 from control.connection import TemporalConnection
 from control.errors import ActionConflicts, ActionRefused, Missing, RunsUnavailable
@@ -42,6 +44,7 @@ from domain.ids import target_run_id as derive_target_run_id
 from domain.retry_modes import RetryNotPossible, parse_mode
 from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
 from settings import Settings
+from store.audit import DONE, FAILED
 from store.definitions import devices, pipelines
 from store.definitions.tenants import Caller
 from store.runs import commands, reads, retries
@@ -124,6 +127,14 @@ def _still_applying(content: T) -> Outcome[T]:
     return Outcome(content, answered=False, message=ACCEPTED_MESSAGE)
 
 
+# What each status an operator PUTs does, by the name the audit trail records.
+_PIPELINE_ACTIONS: dict[str, str] = {
+    PipelineRunStatus.CANCELLED: "cancel", PipelineRunStatus.WAITING: "pause",
+    PipelineRunStatus.RUNNING: "resume"}
+_STAGE_ACTIONS: dict[str, str] = {
+    StageRunStatus.QUEUED: "promote", StageRunStatus.CANCELLED: "cancel_stage"}
+
+
 class RunControl:
     """The one door to the runs: starting them and every operator action."""
 
@@ -142,6 +153,16 @@ class RunControl:
     async def _read(self, work: Callable[[Session], T]) -> T:
         """Store work in a worker thread with its own session: the event loop never waits."""
         return await asyncio.to_thread(self._reader(work))
+
+    def _audit(self, caller: Caller | None, action: str, pipeline_run_id: UUID | None,
+               request: dict[str, Any] | None = None, *, enterprise_id: UUID | None = None,
+               subject: str = "pipeline_run", subject_id: UUID | None = None,
+               ) -> AbstractAsyncContextManager[RecordedAction]:
+        """`async with self._audit(caller, "pause", run_id, body):` around carrying an action
+        to its run: recorded (who, when, the request) before, its outcome after."""
+        return audited(self._engine, action_entry(
+            caller, action, pipeline_run_id, request, enterprise_id=enterprise_id,
+            subject=subject, subject_id=subject_id))
 
     # ---- pipeline runs -------------------------------------------------------------------
     async def start_pipeline_run(
@@ -163,6 +184,16 @@ class RunControl:
         await self._read(lambda s: pipelines.get_pipeline(s, enterprise_id, pipeline_id))
         settings = self._settings
         sensitive = check_run_inputs(settings, input_values or {}, sensitive_input_values or {})
+        recorded: list[RecordedAction] = []
+
+        async def record_start(run: PipelineRun) -> None:
+            # Between the row and its workflow: the start comes first in the run's log.
+            action = RecordedAction(self._engine, action_entry(
+                caller, "start", run.id, {"pipeline_id": pipeline_id},
+                enterprise_id=enterprise_id))
+            await action.begin()
+            recorded.append(action)
+
         try:
             run = await start_pipeline_run(
                 await self._temporal.get(), self._engine, enterprise_id=enterprise_id,
@@ -172,9 +203,16 @@ class RunControl:
                 targets_task_queue=settings.targets_task_queue, trigger_type=API_TRIGGER,
                 trigger_source=str(caller.key_id) if caller else "",
                 trigger_source_type=API_KEY_SOURCE if caller else "",
-                concurrency_key=concurrency_key, input_values=input_values, sensitive=sensitive)
+                concurrency_key=concurrency_key, input_values=input_values, sensitive=sensitive,
+                before_start=record_start)
         except PipelineNotFound:
             raise NotFound("pipeline", pipeline_id) from None
+        except BaseException as failed:
+            for action in recorded:
+                await asyncio.shield(action.finish(FAILED, type(failed).__name__))
+            raise
+        for action in recorded:
+            await action.finish(DONE)
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
         return Outcome(row, message="Created")
 
@@ -196,10 +234,14 @@ class RunControl:
             kind = ActionConflicts if refused.conflict else ActionRefused
             raise kind(refused.field, str(refused), refused.allowed) from None
         settings = self._settings
-        await start_run_workflow(
-            await self._temporal.get(), self._engine, run, task_queue=settings.task_queue,
-            search_attributes=settings.search_attributes, stage_window=settings.stage_window,
-            targets_task_queue=settings.targets_task_queue)
+        async with self._audit(caller, "retry", run.id,
+                               {"retried_run_id": str(pipeline_run_id), "mode": parsed.value,
+                                "step_key": step_key}, enterprise_id=enterprise_id):
+            await start_run_workflow(
+                await self._temporal.get(), self._engine, run, task_queue=settings.task_queue,
+                search_attributes=settings.search_attributes,
+                stage_window=settings.stage_window,
+                targets_task_queue=settings.targets_task_queue)
         row = await self._read(lambda s: reads.get_pipeline_run(s, enterprise_id, run.id))
         return Outcome(row, message=f"Created: run {row.run_number} retries run "
                        f"{run.retry_plan.get('from_run_number')} ({parsed.value})")
@@ -217,6 +259,16 @@ class RunControl:
         before = await asyncio.to_thread(read)
         if is_terminal(RunKind.PIPELINE, before.status):
             raise _refused(before.status, "pipeline run", f"set status {action}")
+        async with self._audit(caller, _PIPELINE_ACTIONS.get(action, action), pipeline_run_id,
+                               {"status": status}, enterprise_id=enterprise_id) as audit:
+            outcome = await self._send_run_status(pipeline_run_id, action, before, read,
+                                                  deadline, caller)
+            audit.answered(outcome.answered)
+            return outcome
+
+    async def _send_run_status(self, pipeline_run_id: UUID, action: str, before: PipelineRun,
+                               read: Callable[[], PipelineRun], deadline: float,
+                               caller: Caller | None) -> Outcome[PipelineRun]:
         client = await self._temporal.get()
         cancel = action == PipelineRunStatus.CANCELLED
         try:
@@ -240,8 +292,9 @@ class RunControl:
 
     # ---- stage runs ----------------------------------------------------------------------
     async def set_stage_run_status(self, enterprise_id: UUID, pipeline_run_id: UUID,
-                                   stage_run_id: UUID, status: str,
-                                   by: str = "") -> Outcome[reads.StageRunRow]:
+                                   stage_run_id: UUID, status: str, *,
+                                   caller: Caller | None = None
+                                   ) -> Outcome[reads.StageRunRow]:
         """Promote the stage run its pipeline run waits at (queued), or cancel it (cancelled)."""
         deadline = answer_deadline()
         action = _action(RunKind.STAGE, status)
@@ -252,36 +305,55 @@ class RunControl:
         verb = "promote it" if action == StageRunStatus.QUEUED else "cancel it"
         if is_terminal(RunKind.STAGE, current):
             raise _refused(current, "stage run", verb)
-        sent = await send_update(
-            await self._temporal.get(), pipeline_run_workflow_id(pipeline_run_id),
-            PipelineRunWorkflow.set_stage_status,
-            StageStatusRequest(stage_run_id=str(stage_run_id), status=action, by=by),
-            deadline=deadline, closed=lambda: _refused(current, "stage run", verb))
-        # A promoted stage run records queued as its own workflow starts, a moment later.
-        row = await settle(read, lambda r: not sent.answered
-                           or r.stage_run.status != StageRunStatus.PENDING, deadline)
-        return Outcome(row) if sent.answered else _still_applying(row)
+        async with self._audit(caller, _STAGE_ACTIONS.get(action, action),
+                               before.stage_run.pipeline_run_id,
+                               {"status": status}, enterprise_id=enterprise_id,
+                               subject="stage_run", subject_id=stage_run_id) as audit:
+            sent = await send_update(
+                await self._temporal.get(), pipeline_run_workflow_id(pipeline_run_id),
+                PipelineRunWorkflow.set_stage_status,
+                StageStatusRequest(stage_run_id=str(stage_run_id), status=action,
+                                   by=str(caller.key_id) if caller else ""),
+                deadline=deadline, closed=lambda: _refused(current, "stage run", verb))
+            # A promoted stage run records queued as its own workflow starts, a moment later.
+            row = await settle(read, lambda r: not sent.answered
+                               or r.stage_run.status != StageRunStatus.PENDING, deadline)
+            audit.answered(sent.answered)
+            return Outcome(row) if sent.answered else _still_applying(row)
 
     # ---- target runs ---------------------------------------------------------------------
     async def add_device(self, enterprise_id: UUID, stage_run_id: UUID, device_id: UUID, *,
-                         device_name: str = "",
-                         device_alias: str = "") -> Outcome[list[TargetRun]]:
+                         device_name: str = "", device_alias: str = "",
+                         caller: Caller | None = None) -> Outcome[list[TargetRun]]:
         """One target run per operation of the stage for the device (its existing ones if it is
         in the stage run already)."""
 
-        def check(session: Session) -> str:
+        def check(session: Session) -> tuple[str, UUID]:
             stage_run = reads.get_stage_run(session, enterprise_id, stage_run_id)
             try:
                 devices.get_device(session, enterprise_id, device_id)
             except NotFound:
                 raise ActionRefused("target_id", f"no device {device_id}") from None
-            return stage_run.status
+            return stage_run.status, stage_run.pipeline_run_id
 
         deadline = answer_deadline()
-        status = await self._read(check)
+        status, pipeline_run_id = await self._read(check)
         verb = "add a device to it"
         if is_terminal(RunKind.STAGE, status):
             raise _refused(status, "stage run", verb)
+        body = {"target_id": device_id, "device_name": device_name, "device_alias": device_alias}
+        async with self._audit(caller, "add_target", pipeline_run_id, body,
+                               enterprise_id=enterprise_id, subject="stage_run",
+                               subject_id=stage_run_id) as audit:
+            added = await self._add_device(enterprise_id, stage_run_id, device_id, device_name,
+                                           device_alias, status, deadline)
+            audit.answered(added.answered)
+            return added
+
+    async def _add_device(self, enterprise_id: UUID, stage_run_id: UUID, device_id: UUID,
+                          device_name: str, device_alias: str, status: str,
+                          deadline: float) -> Outcome[list[TargetRun]]:
+        verb = "add a device to it"
         sent = await send_update(
             await self._temporal.get(), stage_run_workflow_id(stage_run_id),
             StageRunWorkflow.add_target,
@@ -300,7 +372,8 @@ class RunControl:
 
     async def update_target_run(self, enterprise_id: UUID, stage_run_id: UUID,
                                 target_run_id: UUID, *, status: str | None,
-                                device_name: str | None) -> Outcome[TargetRun]:
+                                device_name: str | None,
+                                caller: Caller | None = None) -> Outcome[TargetRun]:
         """Cancel a target run (status cancelled) before its command is dispatched. Its
         device_name is kept from the device at the time of the run: only that value is taken."""
         deadline = answer_deadline()
@@ -320,17 +393,23 @@ class RunControl:
                 f"processing; it is {before.status}"
                 + (" (cancel its command instead)" if before.command_id else ""),
                 list(CANCELLABLE_TARGET_RUN))
-        sent = await send_update(
-            await self._temporal.get(), stage_run_workflow_id(stage_run_id),
-            StageRunWorkflow.cancel_target, TargetCancelRequest(target_run_id=str(target_run_id)),
-            deadline=deadline,
-            closed=lambda: _refused(before.status, "target run's stage run", f"set {action}"))
-        row = await settle(read, lambda r: not sent.answered
-                           or not target_run_cancellable(r.status), deadline)
-        return Outcome(row) if sent.answered else _still_applying(row)
+        async with self._audit(caller, "cancel_target", before.pipeline_run_id,
+                               {"status": status}, enterprise_id=enterprise_id,
+                               subject="target_run", subject_id=target_run_id) as audit:
+            sent = await send_update(
+                await self._temporal.get(), stage_run_workflow_id(stage_run_id),
+                StageRunWorkflow.cancel_target,
+                TargetCancelRequest(target_run_id=str(target_run_id)), deadline=deadline,
+                closed=lambda: _refused(before.status, "target run's stage run",
+                                        f"set {action}"))
+            row = await settle(read, lambda r: not sent.answered
+                               or not target_run_cancellable(r.status), deadline)
+            audit.answered(sent.answered)
+            return Outcome(row) if sent.answered else _still_applying(row)
 
     async def send_target_run_again(
-        self, enterprise_id: UUID, stage_run_id: UUID, target_run_id: UUID,
+        self, enterprise_id: UUID, stage_run_id: UUID, target_run_id: UUID, *,
+        caller: Caller | None = None,
     ) -> Outcome[TargetRun | CommandState]:
         """A retry: a new target run for the same device and operation. Shows its command once
         it has one, else the new target run waiting its turn in the stage's window."""
@@ -357,6 +436,18 @@ class RunControl:
         verb = "send a target run of it again"
         if not stage_run_takes_targets(stage_status):
             raise _refused(stage_status, "stage run", verb)
+        async with self._audit(caller, "send_again", old.pipeline_run_id, {},
+                               enterprise_id=enterprise_id, subject="target_run",
+                               subject_id=target_run_id) as audit:
+            again = await self._send_again(enterprise_id, stage_run_id, target_run_id, old,
+                                           stage_status, deadline)
+            audit.answered(again.answered)
+            return again
+
+    async def _send_again(self, enterprise_id: UUID, stage_run_id: UUID, target_run_id: UUID,
+                          old: TargetRun, stage_status: str,
+                          deadline: float) -> Outcome[TargetRun | CommandState]:
+        verb = "send a target run of it again"
         sent = await send_update(
             await self._temporal.get(), stage_run_workflow_id(stage_run_id),
             StageRunWorkflow.retry_target,
@@ -391,33 +482,38 @@ class RunControl:
 
     # ---- commands ------------------------------------------------------------------------
     async def cancel_command(self, enterprise_id: UUID, stage_run_id: UUID, target_run_id: UUID,
-                             command_id: UUID, request_status: str) -> Outcome[CommandState]:
+                             command_id: UUID, request_status: str, *,
+                             caller: Caller | None = None) -> Outcome[CommandState]:
         """Ask the gateway to cancel the command; its target run then ends failure once the
         command reports cancelled."""
         deadline = answer_deadline()
         _action(RunKind.COMMAND, request_status, field="request_status")
 
-        def check(session: Session) -> str:
+        def check(session: Session) -> tuple[str, UUID]:
             target_run = reads.get_target_run(session, enterprise_id, target_run_id,
                                                 stage_run_id)
             command = commands.get_command(session, enterprise_id, command_id)
             if command.target_run_id != target_run.id:
                 raise NotFound("command", command_id)
-            return command.status
+            return command.status, target_run.pipeline_run_id
 
-        status = await self._read(check)
+        status, pipeline_run_id = await self._read(check)
         if not command_cancellable(status):
             raise _refused(status, "command", "cancel it")
-        sent = await send_update(
-            await self._temporal.get(), target_run_workflow_id(target_run_id),
-            TargetRunWorkflow.cancel_command, CommandCancelRequest(command_id=str(command_id)),
-            deadline=deadline, closed=lambda: _refused(status, "command", "cancel it"),
-            field="request_status")
-
-        state = await settle(self._reader(lambda s: current_command(
-            s, enterprise_id, stage_run_id, target_run_id)), lambda c: not sent.answered
-                             or is_terminal(RunKind.COMMAND, c.command.status), deadline)
-        return Outcome(state) if sent.answered else _still_applying(state)
+        async with self._audit(caller, "cancel_command", pipeline_run_id,
+                               {"request_status": request_status},
+                               enterprise_id=enterprise_id, subject="command",
+                               subject_id=command_id) as audit:
+            sent = await send_update(
+                await self._temporal.get(), target_run_workflow_id(target_run_id),
+                TargetRunWorkflow.cancel_command,
+                CommandCancelRequest(command_id=str(command_id)), deadline=deadline,
+                closed=lambda: _refused(status, "command", "cancel it"), field="request_status")
+            state = await settle(self._reader(lambda s: current_command(
+                s, enterprise_id, stage_run_id, target_run_id)), lambda c: not sent.answered
+                                 or is_terminal(RunKind.COMMAND, c.command.status), deadline)
+            audit.answered(sent.answered)
+            return Outcome(state) if sent.answered else _still_applying(state)
 
     async def report_command_event(self, enterprise_id: UUID, command_id: UUID,
                                    event: CommandEvent) -> RecordedEvents:

@@ -5,6 +5,7 @@ The store's schema is made and changed only by the migrations (`fleetpipe db upg
 from __future__ import annotations
 
 # Every module that declares production tables, so that they are all registered.
+import store.audit  # noqa: F401
 import store.definitions.devices  # noqa: F401
 import store.definitions.operation_lists  # noqa: F401
 import store.definitions.pipelines  # noqa: F401

@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.deps import ControlDep, EnterpriseDep, SessionDep
+from api.deps import CallerDep, ControlDep, EnterpriseDep, SessionDep
 from api.envelope import (
     COMMON_ERRORS,
     Envelope,
@@ -57,6 +57,7 @@ async def create_target_run_command(
     stage_run_id: UUID,
     target_run_id: UUID,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
     body: CommandRequest | None = None,
 ) -> JSONResponse:
@@ -76,7 +77,8 @@ async def create_target_run_command(
     waits (the run is paused, a rate limit, a full window) the answer is 200 with the new target
     run itself and a message saying it is queued. The body (AndroidCommandRequest) is accepted
     and not used: a target run always sends its stage's operation."""
-    outcome = await control.send_target_run_again(enterprise_id, stage_run_id, target_run_id)
+    outcome = await control.send_target_run_again(enterprise_id, stage_run_id, target_run_id,
+                                                  caller=caller)
     return respond_outcome(outcome, _command_or_target_run)
 
 
@@ -90,12 +92,13 @@ async def update_target_run_command(
     command_id: UUID,
     body: CommandUpdate,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """`request_status: cancelled` asks the gateway to cancel the command; its target run then
     ends `failure` once the command reports `cancelled`."""
     outcome = await control.cancel_command(enterprise_id, stage_run_id, target_run_id,
-                                           command_id, body.request_status)
+                                           command_id, body.request_status, caller=caller)
     return respond_outcome(outcome, _command)
 
 

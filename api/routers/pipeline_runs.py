@@ -97,7 +97,7 @@ async def create_pipeline_run(
     started it."""
     given = body or PipelineRunCreate()
     started = await control.start_pipeline_run(
-        caller.enterprise_id, pipeline_id, caller, concurrency_key=given.concurrency_key,
+        caller.enterprise_id, pipeline_id, caller=caller, concurrency_key=given.concurrency_key,
         input_values=given.input_values, sensitive_input_values=given.sensitive_input_values)
     return respond_outcome(started, present.pipeline_run)
 

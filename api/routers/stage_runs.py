@@ -72,8 +72,7 @@ async def update_stage_run(
     Anything else, or an action the run's state refuses, is a 400 naming what is allowed; the
     response shows the stage run after the action."""
     outcome = await control.set_stage_run_status(caller.enterprise_id, pipeline_run_id,
-                                                 stage_run_id, body.status,
-                                                 by=str(caller.key_id))
+                                                 stage_run_id, body.status, caller=caller)
     return respond_outcome(outcome, present.stage_run)
 
 

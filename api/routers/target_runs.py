@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from api import present
-from api.deps import ControlDep, EnterpriseDep, PagingDep, SessionDep
+from api.deps import CallerDep, ControlDep, EnterpriseDep, PagingDep, SessionDep
 from api.envelope import (
     COMMON_ERRORS,
     Envelope,
@@ -60,6 +60,7 @@ async def create_target_runs(
     stage_run_id: UUID,
     body: TargetRunAdd,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """Adds a device (`target_id`) to a stage run that is still processing or running: one
@@ -67,7 +68,7 @@ async def create_target_runs(
     run gets its existing target runs back."""
     outcome = await control.add_device(enterprise_id, stage_run_id, body.target_id,
                                        device_name=body.device_name or "",
-                                       device_alias=body.device_alias or "")
+                                       device_alias=body.device_alias or "", caller=caller)
     return respond_outcome(outcome, lambda rows: [present.target_run(r) for r in rows])
 
 
@@ -87,11 +88,13 @@ async def update_target_run(
     target_run_id: UUID,
     body: TargetRunUpdate,
     enterprise_id: EnterpriseDep,
+    caller: CallerDep,
     control: ControlDep,
 ) -> JSONResponse:
     """`status`: `cancelled` (any case), only while the target run is pending, queued or
     processing (once dispatched, cancel its command instead). `device_name` is kept from the
     device at the time of the run: only its current value is accepted."""
     outcome = await control.update_target_run(enterprise_id, stage_run_id, target_run_id,
-                                              status=body.status, device_name=body.device_name)
+                                              status=body.status, device_name=body.device_name,
+                                              caller=caller)
     return respond_outcome(outcome, present.target_run)

@@ -230,4 +230,4 @@ async def run_action(request: Request, run_id: UUID, action: str) -> Response:
 @router.post("/runs/{run_id}/stageruns/{stage_run_id}/promote")
 async def promote(request: Request, run_id: UUID, stage_run_id: UUID) -> Response:
     return await _act(request, run_id, lambda caller: _control(request).set_stage_run_status(
-        caller.enterprise_id, run_id, stage_run_id, "queued", by=str(caller.key_id)))
+        caller.enterprise_id, run_id, stage_run_id, "queued", caller=caller))

@@ -21,8 +21,9 @@ from domain.records import StatusChange
 from domain.statuses import TERMINAL, CommandStatus, RunKind, TargetRunStatus
 from store.db import transaction
 from store.runs.commands import Command, CommandEvent
+from store.runs.events import command_log_entry
 from store.runs.statuses import apply_status
-from store.runs.tables import PipelineRun, StageRun, TargetRun
+from store.runs.tables import PipelineRun, StageRun, StatusEvent, TargetRun
 from store.runs.targets import close_pending_targets
 
 _TERMINAL_TARGET = list(TERMINAL[RunKind.TARGET])
@@ -107,7 +108,6 @@ def close_run(engine: Engine, pipeline_run_id: UUID, status: str, reason: str,
         run = session.get(PipelineRun, pipeline_run_id)
         if run is None:
             raise LookupError(f"pipeline run {pipeline_run_id} not found")
-        final = _close(session, RunKind.PIPELINE, run.id, run.status, status, reason, at)
         stages = session.exec(select(StageRun.id, StageRun.status).where(
             StageRun.pipeline_run_id == pipeline_run_id)).all()
         stages_closed = sum(
@@ -125,13 +125,18 @@ def close_run(engine: Engine, pipeline_run_id: UUID, status: str, reason: str,
                 fields["command_status"] = CommandStatus.CANCELLED.value
             targets_closed += _close(session, RunKind.TARGET, target_id, current, status,
                                      reason, at, **fields) is not None
-        pipeline_status = final or run.status
     # Pending target runs in batches, a stage run at a time (a stage may hold many thousands).
     pending = closing_status(RunKind.TARGET, TargetRunStatus.PENDING, status)
     assert pending is not None
     for stage_id, _ in stages:
         targets_closed += close_pending_targets(engine, stage_id, pending, reason, at)
-    return ClosedRun(str(pipeline_status), stages_closed, targets_closed, commands_closed)
+    # The run itself last, as its workflow would: its terminal entry ends the run's log (an
+    # event stream ends there), so nothing of its children comes after it.
+    with transaction(engine) as session:
+        current = session.exec(select(PipelineRun.status).where(
+            PipelineRun.id == pipeline_run_id)).one()
+        final = _close(session, RunKind.PIPELINE, pipeline_run_id, current, status, reason, at)
+    return ClosedRun(str(final or current), stages_closed, targets_closed, commands_closed)
 
 
 def _close(session: Session, kind: RunKind, run_id: UUID, current: str, wanted: str,
@@ -145,7 +150,12 @@ def _close(session: Session, kind: RunKind, run_id: UUID, current: str, wanted: 
 def _cancel_commands(session: Session, pipeline_run_id: UUID, reason: str,
                      at: datetime) -> int:
     """Commands not ended are cancelled, each with an event saying why (its history)."""
-    ids = _open_commands(session, pipeline_run_id)
+    open_commands = session.exec(
+        select(Command.id, Command.status, Command.target_run_id)
+        .join(TargetRun, col(TargetRun.id) == col(Command.target_run_id))
+        .where(TargetRun.pipeline_run_id == pipeline_run_id,
+               col(Command.status).not_in(_TERMINAL_COMMAND))).all()
+    ids = [cid for cid, _, _ in open_commands]
     if not ids:
         return 0
     commands = Command.__table__  # type: ignore[attr-defined]
@@ -157,4 +167,8 @@ def _cancel_commands(session: Session, pipeline_run_id: UUID, reason: str,
     session.execute(insert(CommandEvent.__table__), [  # type: ignore[attr-defined]
         {"command_id": cid, "status": CommandStatus.CANCELLED.value, "reason": reason,
          "output": {}, "sequence": None, "applied": True, "received_at": at} for cid in ids])
+    session.execute(insert(StatusEvent.__table__), [  # type: ignore[attr-defined]
+        command_log_entry(pipeline_run_id, target_run_id, cid, current,
+                          CommandStatus.CANCELLED.value, reason, {}, None, at)
+        for cid, current, target_run_id in open_commands])
     return len(ids)

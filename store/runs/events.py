@@ -21,12 +21,15 @@ from domain.statuses import RunKind, can_transition, parse_status
 from store.db import transaction
 from store.runs.commands import Command, UnknownCommand, as_command_id
 from store.runs.commands import CommandEvent as CommandEventRow
+from store.runs.tables import COMMAND_EVENT, StatusEvent, TargetRun
 from store.types import utcnow
 
 # A signal carries at most this many events, well inside Temporal's 2 MB payload limit.
 MAX_EVENTS_PER_SIGNAL = 200
 _COMMANDS: Table = Command.__table__  # type: ignore[attr-defined]
 _EVENTS: Table = CommandEventRow.__table__  # type: ignore[attr-defined]
+_TARGET_RUNS: Table = TargetRun.__table__  # type: ignore[attr-defined]
+_STATUS_EVENTS: Table = StatusEvent.__table__  # type: ignore[attr-defined]
 
 
 class CommandSignalOutbox(SQLModel, table=True):
@@ -48,6 +51,15 @@ class CommandSignalOutbox(SQLModel, table=True):
 _OUTBOX: Table = CommandSignalOutbox.__table__  # type: ignore[attr-defined]
 
 
+def command_log_entry(pipeline_run_id: UUID, target_run_id: UUID, command_id: UUID,
+                      from_status: str, to_status: str, reason: str, output: dict[str, Any],
+                      sequence: int | None, at: datetime) -> dict[str, Any]:
+    """The run's log row (StatusEvent, kind command) of one applied command event."""
+    return {"pipeline_run_id": pipeline_run_id, "kind": COMMAND_EVENT, "run_id": target_run_id,
+            "from_status": from_status, "to_status": to_status, "reason": reason, "at": at,
+            "detail": {"command_id": str(command_id), "sequence": sequence, "output": output}}
+
+
 @dataclass
 class SignalBatch:
     """Events owed to one target-run workflow, and the outbox rows to clear once sent."""
@@ -67,8 +79,9 @@ class RecordedEvents:
     sent_at: datetime | None = None  # when it was dispatched (None: not yet)
 
 
-def _lock_command(session: Session, command_id: UUID) -> Command | None:
-    """Read the command for writing, so concurrent deliveries apply one after the other.
+def _lock_command(session: Session, command_id: UUID) -> tuple[Command, UUID | None] | None:
+    """Read the command (and its pipeline run's id) for writing, so concurrent deliveries
+    apply one after the other.
 
     PostgreSQL: the row lock of FOR UPDATE. SQLite ignores FOR UPDATE, and pysqlite only
     begins a transaction at the first write, so a no-op write comes first to take the
@@ -79,8 +92,12 @@ def _lock_command(session: Session, command_id: UUID) -> Command | None:
             update(Command).where(col(Command.id) == command_id)
             .values(updated_at=col(Command.updated_at))
         )
-    stmt = select(Command).where(col(Command.id) == command_id).with_for_update()
-    return session.execute(stmt).scalar_one_or_none()
+    # The target run's pipeline run comes in the same read: the run's log needs it.
+    stmt = (select(Command, _TARGET_RUNS.c.pipeline_run_id)
+            .outerjoin(_TARGET_RUNS, _TARGET_RUNS.c.id == col(Command.target_run_id))
+            .where(col(Command.id) == command_id).with_for_update(of=_COMMANDS))
+    row = session.execute(stmt).first()
+    return None if row is None else (row[0], row[1])
 
 
 def record_command_events(
@@ -95,15 +112,17 @@ def record_command_events(
     statuses = [parse_status(RunKind.COMMAND, event.status) for event in events]
     now = utcnow()
     with transaction(engine) as session:
-        command = _lock_command(session, cid)
-        if command is None:
+        locked = _lock_command(session, cid)
+        if locked is None:
             raise UnknownCommand(command_id)
+        command, pipeline_run_id = locked
         # Core statements, not ORM objects: every simulated device reports five events, and
         # the unit of work around them was a tenth of the worker's CPU (bench/fanout.py).
         status, reason, output = command.status, command.reason, dict(command.output or {})
         last_sequence = command.last_sequence
         rows: list[dict[str, Any]] = []
         applied: list[tuple[int, CommandEvent]] = []  # (index in rows, the message)
+        logged: list[dict[str, Any]] = []  # the run's log entries of the applied events
         for event, new_status in zip(events, statuses, strict=True):
             ok = (event.sequence is None or event.sequence > last_sequence) and can_transition(
                 RunKind.COMMAND, status, new_status)
@@ -112,6 +131,10 @@ def record_command_events(
                          "applied": ok, "received_at": now})
             if not ok:
                 continue
+            if pipeline_run_id is not None:
+                logged.append(command_log_entry(pipeline_run_id, command.target_run_id, cid,
+                                                status, new_status, event.reason,
+                                                dict(event.output or {}), event.sequence, now))
             status, reason = new_status, event.reason
             output.update(event.output or {})
             if event.sequence is not None:
@@ -130,6 +153,8 @@ def record_command_events(
                 {"command_event_id": event_ids[index], "command_id": cid,
                  "target_run_id": command.target_run_id, "at_epoch": message.at_epoch}
                 for index, message in applied])
+            if logged:  # one bulk INSERT: the fan-out's hot path
+                session.execute(insert(_STATUS_EVENTS), logged)
         pending = _pending(session, [_OUTBOX.c.command_id == cid])
         signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
         return RecordedEvents(target_run_id=str(command.target_run_id), status=status,

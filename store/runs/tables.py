@@ -258,14 +258,30 @@ class TargetRunPublic(RunTimes, TargetRunBase, _Keys, Public):
 
 
 class StatusEvent(SQLModel, table=True):
-    """Every status change of every run, numbered: the feed for event streams and audits."""
+    """Everything that happened to a pipeline run, numbered by one sequence: every status change
+    of the run, its stage runs and target runs (kind pipeline_run / stage_run / target_run),
+    every applied command event (kind command: run_id is the target run, `detail` holds the
+    command id, sequence and output) and every operator action (kind action: `detail` holds the
+    action, who and the request; store.audit keeps the full record). The feed of event streams.
+    """
 
     __tablename__ = "status_event"
     id: int | None = Field(default=None, sa_column=serial())
-    pipeline_run_id: UUID = Field(index=True)
+    pipeline_run_id: UUID
     kind: str
     run_id: UUID = Field(index=True)
     from_status: str
     to_status: str
     reason: str = ""
     at: datetime = stamp()
+    detail: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONType))
+    # A stream reads one run's events in order (pipeline_run_id = :run AND id > :seen).
+    # AUTOINCREMENT on SQLite: ids of deleted rows (a deleted run's) are never handed out
+    # again, so a stream's cursor never passes over a new row.
+    __table_args__ = (Index("ix_status_event_run_seq", "pipeline_run_id", "id"),
+                      {"sqlite_autoincrement": True})
+
+
+# Kinds of StatusEvent beside the three run kinds.
+COMMAND_EVENT = "command"
+ACTION_EVENT = "action"

@@ -16,6 +16,7 @@ from tests.api.conftest import Api, api_for
 from tests.api.live_stack import live_stack
 from tests.api.test_definitions import INSTALL
 from tests.api.test_retries_e2e import ENDED, _failed_three_stage_run, _set_behavior
+from tests.api.test_run_events_e2e import read_stream
 from tests.api.test_runs_e2e import devices, until
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -133,6 +134,20 @@ async def test_list_get_retry_and_steps_with_each_way_to_authenticate(live: Api)
         second_page = (await bearer.get(f"{RUNS}?limit=1&offset=1")).json()
         assert [r["id"] for r in second_page["items"]] == [first["id"]]
         assert (await bearer.get(f"{RUNS}?status=failure")).json()["total"] == 1
+
+        # the event stream, as the document's client reads it (X-API-Key): the finished run's
+        # whole log, numbered, ending after its terminal event; a resume repeats nothing
+        events = await read_stream(header, f"{RUNS}/{first['id']}/events")
+        *body, end = events
+        assert end.event == "end" and end.data["status"] == "failure"
+        ids = [event.id for event in body]
+        assert ids == sorted(set(ids)) and len(ids) > 3
+        middle = ids[len(ids) // 2]
+        rest = await read_stream(header, f"{RUNS}/{first['id']}/events",
+                                 headers={"Last-Event-ID": str(middle)})
+        assert [event.id for event in rest[:-1]] == [i for i in ids if i > middle]
+        _invalid(await header.get(f"{RUNS}/{first['id']}/events",
+                                  headers={"Last-Event-ID": "x"}), ["header", "Last-Event-ID"])
 
 
 async def test_cancel_refusals_and_who_may_see_a_run(live: Api, sqlite_engine: Engine):

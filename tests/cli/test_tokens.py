@@ -8,12 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlmodel import Session
 from typer.testing import CliRunner
 
 from cli.main import app
 from settings import get_settings
+from store.audit import list_actions
 from store.db import make_engine
-from store.definitions.tenants import ensure_enterprise, enterprise_for_key, find_enterprise
+from store.definitions.tenants import (
+    ensure_enterprise,
+    enterprise_for_key,
+    find_enterprise,
+    list_tokens,
+)
 from store.migrations import current_revision, head_revision
 
 
@@ -183,3 +190,26 @@ def test_tokens_revoke_and_list_refuse_what_is_not_there(database_url: str) -> N
         assert result.exit_code == 1, result.output
         assert words in result.output
         assert "Traceback" not in result.output
+
+
+def test_token_create_and_revoke_are_in_the_audit_trail_as_the_cli(database_url: str) -> None:
+    runner = CliRunner()
+    assert runner.invoke(app, ["db", "upgrade"]).exit_code == 0
+    created = runner.invoke(app, ["tokens", "create", "--enterprise", "acme", "--name", "ci"])
+    assert created.exit_code == 0, created.output
+    engine = make_engine(database_url)
+    try:
+        acme = ensure_enterprise(engine, "acme")
+        (token,) = list_tokens(engine, acme.id)
+        for _ in range(2):  # the second finds it revoked already
+            revoked = runner.invoke(app, ["tokens", "revoke", str(token.id)])
+            assert revoked.exit_code == 0, revoked.output
+        with Session(engine) as session:
+            actions = list_actions(session, acme.id).items
+        assert [(a.action, a.outcome) for a in actions] == [
+            ("token_create", "done"), ("token_revoke", "done"), ("token_revoke", "refused")]
+        assert all(a.key_id is None and a.actor == "cli" and a.subject == "api_token"
+                   and a.subject_id == token.id and a.pipeline_run_id is None for a in actions)
+        assert actions[0].request == {"enterprise": "acme", "name": "ci"}
+    finally:
+        engine.dispose()

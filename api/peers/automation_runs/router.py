@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
+from sse_starlette import EventSourceResponse
 
-from api.deps import ControlDep, SessionDep
+from api.deps import ControlDep, SessionDep, get_engine
 from api.errors import ApiError
 from api.peers.automation_runs import PREFIX
 from api.peers.automation_runs.auth import PeerCallerDep
@@ -24,6 +26,7 @@ from api.peers.automation_runs.shapes import (
     steps_of,
 )
 from api.steps_view import steps_view
+from api.streams.run_events import BadLastEventId, parse_last_event_id, run_event_response
 from control.errors import ActionConflicts, ActionRefused
 from domain.bounds import MAX_OFFSET
 from domain.statuses import PipelineRunStatus
@@ -104,3 +107,25 @@ async def retry_run(run_id: UUID, caller: PeerCallerDep, control: ControlDep,
 def get_steps(run_id: UUID, session: SessionDep, caller: PeerCallerDep) -> JSONResponse:
     run, steps = run_steps(session, caller.enterprise_id, run_id)
     return JSONResponse(steps_of(steps_view(run, steps, utcnow())))
+
+
+@router.get("/{run_id}/events", name="stream_automation_run_events",
+            summary="Stream Run Events", response_class=EventSourceResponse,
+            responses={200: {"description": "`text/event-stream`: every status change of the "
+                             "run, its stage runs and target runs, every command event and "
+                             "operator action, each with `id:`; a final `end` event after the "
+                             "run's terminal one; `: ping` comments while idle.",
+                             "content": {"text/event-stream": {}}}})
+async def stream_events(
+    run_id: UUID, request: Request, caller: PeerCallerDep,
+    last_event_id_header: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> EventSourceResponse:
+    """The same stream as the native `/runs/{id}/events`: from the run's start (or after
+    `Last-Event-ID`), then live, until the run's terminal event."""
+    try:
+        after = parse_last_event_id(last_event_id_header, None)
+    except BadLastEventId as bad:
+        raise RequestValidationError([{"loc": ("header", "Last-Event-ID"), "msg": str(bad),
+                                       "type": "value_error"}]) from None
+    return await run_event_response(request, get_engine(request), caller.enterprise_id,
+                                    run_id, after)

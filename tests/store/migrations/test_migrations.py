@@ -32,6 +32,9 @@ from tests.store.migrations.rows import (
     write_one_row_each,
 )
 
+# Tables made by revisions after the first (a populated first-revision store has none).
+TABLES_ADDED_LATER = {"operator_action"}
+
 
 def _diff(engine: Engine) -> list[object]:
     with engine.connect() as connection:
@@ -57,7 +60,8 @@ def test_a_populated_store_goes_from_the_first_revision_to_head_intact(
 ) -> None:
     migrate_to(blank_engine, FIRST_REVISION)
     written = write_one_row_each(blank_engine)
-    assert set(written) == set(TARGET_METADATA.tables)  # a row in every table
+    # a row in every table the first revision made
+    assert set(written) == set(TARGET_METADATA.tables) - TABLES_ADDED_LATER
 
     assert upgrade(blank_engine) == (FIRST_REVISION, head_revision())
 
