@@ -31,6 +31,7 @@ from api.middleware import (
     PathAliasMiddleware,
 )
 from api.observe import RequestObservability, RouteCapture
+from api.peers.update_run import install_update_run
 from api.routers import (
     commands,
     device_groups,
@@ -184,6 +185,7 @@ def create_app(
     install_docs(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
+    install_update_run(app)  # /v1/runs: its own error shape
     # Last added runs first: request id and metrics, aliases, then the size limit, the input
     # guard, the catch-all, then the route capture around the app.
     app.add_middleware(RouteCapture)

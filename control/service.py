@@ -25,6 +25,7 @@ from control.connection import TemporalConnection
 from control.errors import ActionRefused, Missing, RunsUnavailable
 from control.launch import start_pipeline_run
 from control.relay import CommandEventRelay
+from control.reports import report_on_target_run
 from control.updates import answer_deadline, send_update, settle
 from domain.actions import (
     CANCELLABLE_TARGET_RUN,
@@ -38,14 +39,17 @@ from domain.commands import CommandEvent
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.ids import target_run_id as derive_target_run_id
 from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
+from domain.update_run import DeviceReport
 from settings import Settings
 from store.definitions import devices, pipelines
+from store.definitions.tenants import Caller
 from store.runs import commands, reads, retries
 from store.runs.commands import Command, UnknownCommand
 from store.runs.commands import CommandEvent as CommandEventRow
 from store.runs.creation import PipelineNotFound
 from store.runs.events import RecordedEvents
 from store.runs.tables import PipelineRun, TargetRun
+from store.runs.update_run import UpdateRunView, read_update_run
 from store.tenancy import NotFound
 from workflows.messages import (
     AddTargetRequest,
@@ -363,6 +367,22 @@ class RunControl:
             s, enterprise_id, stage_run_id, target_run_id)), lambda c: not sent.answered
                              or is_terminal(RunKind.COMMAND, c.command.status), deadline)
         return Outcome(state) if sent.answered else _still_applying(state)
+
+    async def report_on_target_run(self, caller: Caller, target_run_id: UUID,
+                                   report: DeviceReport) -> UpdateRunView:
+        """A device's report on its target run (the "update run" view): a command event for
+        its command, through the relay; the run as it is afterwards. NotFound, ReportRefused."""
+        async def relay() -> CommandEventRelay:  # connected only past the pre-checks
+            return CommandEventRelay(self._engine, await self._temporal.get())
+
+        try:
+            await report_on_target_run(self._engine, relay, caller.enterprise_id,
+                                       target_run_id, report)
+        except RPCError:
+            raise RunsUnavailable("the report is recorded; passing it to the run failed and "
+                                  "will be retried") from None
+        return await self._read(lambda s: read_update_run(s, caller.enterprise_id,
+                                                          target_run_id))
 
     async def report_command_event(self, enterprise_id: UUID, command_id: UUID,
                                    event: CommandEvent) -> RecordedEvents:
