@@ -73,7 +73,7 @@ async def dispatched_runs(api: Api, name: str, count: int) -> tuple[str, str, li
 
 
 async def test_a_device_agent_reports_its_run_through_the_document(
-        live: Api, temporal_client: Client) -> None:  # noqa: F811
+        live: Api, temporal_client: Client) -> None:  # noqa: F811  (the live fixture)
     api = live
     run_path, stage_run_id, targets = await dispatched_runs(api, "agent", 2)
     pipeline = await api.ok("GET", run_path)
@@ -160,8 +160,8 @@ async def test_a_device_agent_reports_its_run_through_the_document(
     assert "only" in run["status_reason"]
 
 
-async def test_reports_the_document_refuses(live: Api, sqlite_engine: Engine,
-                                            temporal_client: Client) -> None:  # noqa: F811
+async def test_reports_the_document_refuses(live: Api, sqlite_engine: Engine,  # noqa: F811
+                                            temporal_client: Client) -> None:
     api = live
     _, _, [target] = await dispatched_runs(api, "refusals", 1)
     agent = Agent(api)
