@@ -156,8 +156,12 @@ async def test_a_device_agent_reports_its_run_through_the_document(
     assert native["error"] == ["disk full"] and native["status_reason"] == "disk full"
     after = await agent.ok(bad["id"])
     assert after["status"] == "error" and after["error"] == ["disk full"]
+    # The run and its stage run say what failed: the stage, the counts by status.
     run = await until(api, run_path, lambda r: r["status"] == "failure")
-    assert "only" in run["status_reason"]
+    assert run["status_reason"] == ("stage 1 'only' ended failure: 1 of 2 target runs did not "
+                                    "succeed (1 failure)")
+    stage_run = await api.ok("GET", f"/runs/{run['id']}/stageruns/{stage_run_id}")
+    assert stage_run["status_reason"] == "1 of 2 target runs did not succeed (1 failure)"
 
 
 async def test_reports_the_document_refuses(live: Api, sqlite_engine: Engine,  # noqa: F811
@@ -196,6 +200,16 @@ async def test_reports_the_document_refuses(live: Api, sqlite_engine: Engine,  #
                                     "run_message_history": [{"note": "waiting for wifi"}]})
     assert taken["status"] == "scheduling"
     assert taken["run_message_history"][-1] == {"note": "waiting for wifi"}
+    # A gateway's event (the native device-event endpoint) carries the same kind of report.
+    command_id = (await api.ok("GET", f"/stageruns/{target['stage_run_id']}/targetruns/"
+                               f"{run_id}"))["command_id"]
+    await api.ok("POST", f"/commands/{command_id}/events", {
+        "status": "inprogress", "output": {"step": 1}, "error": ["retrying download"],
+        "run_message_history": [{"from": "gateway"}]})
+    via_gateway = await agent.ok(run_id)
+    assert via_gateway["status"] == "running" and via_gateway["output_data"] == {"step": 1}
+    assert via_gateway["error"] == ["retrying download"]
+    assert via_gateway["run_message_history"][-1] == {"from": "gateway"}
     # cancelled ends it (a cancelled command fails its target run: error in this view).
     ended = await agent.ok(run_id, {"status": "cancelled"})
     assert ended["status"] == "error"
