@@ -18,12 +18,14 @@ from sqlmodel import Session
 from control.relay import CommandEventRelay
 from domain.commands import CommandEvent
 from domain.update_run import (
+    MAX_REPORTED,
     DeviceReport,
     ReportRefused,
     is_finished,
     reported_command_status,
     update_run_status,
 )
+from store.definitions.tenants import Caller
 from store.executor import run_db
 from store.runs.commands import Command
 from store.runs.events import RecordedEvents
@@ -62,12 +64,13 @@ def _refuse_without_command(view: UpdateRunView) -> None:
 
 
 async def report_on_target_run(engine: Engine, relay: Callable[[], Awaitable[CommandEventRelay]],
-                               enterprise_id: UUID, target_run_id: UUID,
+                               caller: Caller, target_run_id: UUID,
                                report: DeviceReport) -> RecordedEvents | None:
     """Record the report as an event of the run's command and pass it to the run's workflow.
     NotFound for another enterprise's run; ReportRefused (nothing written) for a report the
-    run's state refuses. None when the report says nothing (nothing to record)."""
-    view = await run_db(engine, read_view, engine, enterprise_id, target_run_id)
+    run's state refuses, or one that would take a list past its bound. None when the report
+    says nothing (nothing to record)."""
+    view = await run_db(engine, read_view, engine, caller.enterprise_id, target_run_id)
     target = view.target_run
     command_status = view.command.status if view.command is not None else None
     _check_inputs(view, update_run_status(target.status, command_status), report.input_values)
@@ -76,12 +79,15 @@ async def report_on_target_run(engine: Engine, relay: Callable[[], Awaitable[Com
     if view.command is None:
         _refuse_without_command(view)
     assert view.command is not None
+    full = report.overflow({name: len(getattr(target, name) or []) for name in MAX_REPORTED})
+    if full:
+        raise ReportRefused(update_run_status(target.status, command_status), full)
 
     def build(command: Command, target_status: str) -> list[CommandEvent]:
         status = reported_command_status(report.status, target_status, command.status)
         return [report.event(str(command.id), status)]
 
     recorded = await (await relay()).record_report_and_signal(view.command.id, build)
-    log.info("device report on target run %s: %s (command %s)", target_run_id,
-             report.status or "data only", recorded.status)
+    log.info("device report on target run %s: %s (command %s), by key %s", target_run_id,
+             report.status or "data only", recorded.status, caller.key_id)
     return recorded

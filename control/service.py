@@ -376,8 +376,7 @@ class RunControl:
             return CommandEventRelay(self._engine, await self._temporal.get())
 
         try:
-            await report_on_target_run(self._engine, relay, caller.enterprise_id,
-                                       target_run_id, report)
+            await report_on_target_run(self._engine, relay, caller, target_run_id, report)
         except RPCError:
             raise RunsUnavailable("the report is recorded; passing it to the run failed and "
                                   "will be retried") from None

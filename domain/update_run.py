@@ -48,6 +48,9 @@ REPORTED_COMMAND_STATUS: dict[str, str] = {
     _U.CANCELLED: _C.CANCELLED,
 }
 _ORDER = [_U.SCHEDULING, _U.RUNNING]  # then one of the three ends
+# How much one run holds of what devices report (each report rewrites its run's lists).
+MAX_REPORTED: dict[str, int] = {"error": 1_000, "output_attachment_ids": 1_000,
+                                "run_message_history": 10_000}
 
 
 class ReportRefused(Exception):
@@ -113,6 +116,14 @@ class DeviceReport:
         return self.status is None and not (self.error or self.output_data
                                             or self.output_attachment_ids
                                             or self.run_message_history)
+
+    def overflow(self, held: dict[str, int]) -> str | None:
+        """Which list this report would take past MAX_REPORTED, given what the run `held`."""
+        for name, limit in MAX_REPORTED.items():
+            if held.get(name, 0) + len(getattr(self, name)) > limit:
+                return (f"{name}: the run holds {held.get(name, 0)} entries and this report "
+                        f"adds {len(getattr(self, name))}; a run holds at most {limit}")
+        return None
 
     def event(self, command_id: str, command_status: str) -> CommandEvent:
         """The command event this report is, at the command status the rules gave."""

@@ -121,4 +121,4 @@ async def post_command_event(
                          run_message_history=[dict(m) for m in body.run_message_history])
     recorded = await control.report_command_event(enterprise_id, command_id, event)
     return respond({"command_id": str(command_id), "status": recorded.status,
-                    "applied": len(recorded.applied), "received": 1})
+                    "applied": 1 if recorded.applied or recorded.added else 0, "received": 1})

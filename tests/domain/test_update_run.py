@@ -6,6 +6,7 @@ import pytest
 
 from domain.statuses import STATUSES, RunKind, is_terminal
 from domain.update_run import (
+    MAX_REPORTED,
     DeviceReport,
     ReportRefused,
     UpdateRunStatus,
@@ -69,3 +70,12 @@ def test_a_report_is_one_event_with_the_devices_words() -> None:
     assert DeviceReport(status="error").event("c1", "failure").reason == (
         "the device reported error")
     assert DeviceReport().is_empty() and not DeviceReport(status="running").is_empty()
+
+
+def test_a_run_holds_a_bounded_amount_of_reports() -> None:
+    report = DeviceReport(run_message_history=[{"m": i} for i in range(3)])
+    assert report.overflow({"run_message_history": MAX_REPORTED["run_message_history"] - 3}
+                           ) is None
+    full = report.overflow({"run_message_history": MAX_REPORTED["run_message_history"] - 2})
+    assert full is not None and full.startswith("run_message_history:") and "at most" in full
+    assert DeviceReport(error=["x"] * (MAX_REPORTED["error"] + 1)).overflow({}) is not None
