@@ -214,3 +214,33 @@ async def test_reports_the_document_refuses(live: Api, sqlite_engine: Engine,  #
     ended = await agent.ok(run_id, {"status": "cancelled"})
     assert ended["status"] == "error"
     refused(await agent.patch(run_id, {"status": "cancelled"}), 409, "finished")
+
+
+async def test_a_run_whose_command_is_not_created_yet_takes_no_report(
+        live: Api) -> None:  # noqa: F811  (the live fixture)
+    api = live
+    # One device a minute: the second device's target run waits, pending, with no command.
+    ids = await devices(api, 2, "offline", prefix="waiting")
+    pipeline = await api.ok("POST", "/pipelines", {"name": "slow", "stages": [
+        {"name": "only", "device_ids": ids, "operations": [INSTALL],
+         "rollout": {"maximum_per_minute": 1}}]}, 201)
+    run = await api.ok("POST", f"/pipelines/{pipeline['id']}/runs", {})
+    stage_runs = await until(api, f"/runs/{run['id']}/stageruns",
+                             lambda c: c["count"] == 1
+                             and c["results"][0]["status"] == "running")
+    targets = f"/stageruns/{stage_runs['results'][0]['id']}/targetruns"
+    page = await until(api, targets, lambda c: c["count"] == 2 and sorted(
+        t["status"] for t in c["results"]) == ["dispatched", "pending"])
+    [waiting] = [t for t in page["results"] if t["status"] == "pending"]
+    agent = Agent(api)
+    assert (await agent.ok(waiting["id"]))["status"] == "scheduling"
+    for body in ({"status": "running"}, {"status": "scheduling", "output_data": {"a": 1}}):
+        refused(await agent.patch(waiting["id"], body), 409, "scheduling",
+                "has not been created yet")
+    # Inputs, even before anything was sent, are not changed one run at a time.
+    refused(await agent.patch(waiting["id"], {"input_values": {"app_version": "2"}}), 409,
+            "input_values", "pipeline run is created")
+    assert (await agent.ok(waiting["id"], {"input_values": INSTALL["args"]}))[
+        "input_values"] == INSTALL["args"]
+    await api.ok("PUT", f"/pipelines/{pipeline['id']}/runs/{run['id']}",
+                 {"status": "cancelled"})
