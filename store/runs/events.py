@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col
 
 from domain.commands import CommandEvent
-from domain.statuses import RunKind, can_transition, is_terminal, parse_status
+from domain.statuses import TERMINAL, RunKind, can_transition, is_terminal, parse_status
 from store.db import transaction
 from store.runs.commands import Command, UnknownCommand, as_command_id
 from store.runs.commands import CommandEvent as CommandEventRow
@@ -96,8 +96,8 @@ def record_command_events(
     """Keep every event, apply those that move the command forward, and queue them to signal.
 
     An event at the command's current, unfinished status that carries data (output, errors,
-    attachments, messages) moves nothing but its data is kept: added to the command's output
-    and to its target run's (`_add_to_target_run`), and never signalled.
+    attachments, messages) moves nothing but its data is kept: merged into the command's output
+    and added to its target run (`_add_to_target_run`), and never signalled.
 
     Raises UnknownCommand for an unknown id and ValueError (naming the allowed values) for an
     unknown status, before anything is written.
@@ -173,7 +173,7 @@ def _record(engine: Engine, command_id: UUID | str, build: ReportBuilder,
                  "target_run_id": command.target_run_id, "at_epoch": message.at_epoch}
                 for index, message in applied])
         if added:
-            _add_to_target_run(session, command.target_run_id, added, now)
+            _add_to_target_run(session, command.target_run_id, added, output, now)
         pending = _pending(session, [_OUTBOX.c.command_id == cid])
         signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
         return RecordedEvents(target_run_id=str(command.target_run_id), status=status,
@@ -183,29 +183,32 @@ def _record(engine: Engine, command_id: UUID | str, build: ReportBuilder,
 
 
 def _add_to_target_run(session: Session, target_run_id: UUID, events: list[CommandEvent],
-                       at: datetime) -> None:
-    """What the device reported, accumulated on its target run while it is open: output
-    merged, errors and messages appended, attachment ids appended once each. Written here, not
-    by the run's workflow, so a report shows at once and costs the workflow nothing; these
-    columns have no other writer (the row lock keeps two commands of one run in turn)."""
-    row = session.execute(
-        select(_TARGETS.c.status, _TARGETS.c.output_data, _TARGETS.c.error,
-               _TARGETS.c.output_attachment_ids, _TARGETS.c.run_message_history)
-        .where(_TARGETS.c.id == target_run_id).with_for_update()).first()
-    if row is None or is_terminal(RunKind.TARGET, row.status):
-        return  # a finished run's outputs no longer change (the command keeps the events)
-    output_data = dict(row.output_data or {})
-    errors = list(row.error or [])
-    attachments = list(row.output_attachment_ids or [])
-    messages = list(row.run_message_history or [])
-    for event in events:
-        output_data.update(event.output or {})
-        errors.extend(event.error)
-        attachments.extend(a for a in event.output_attachment_ids if a not in attachments)
-        messages.extend(event.run_message_history)
-    session.execute(update(_TARGETS).where(_TARGETS.c.id == target_run_id).values(
-        output_data=output_data, error=errors, output_attachment_ids=attachments,
-        run_message_history=messages, updated_at=at))
+                       output: dict[str, Any], at: datetime) -> None:
+    """What the device reported, on its target run while it is open: its command's merged
+    `output` as `output_data`; errors and messages appended, attachment ids appended once each.
+    Written here, not by the run's workflow, so a report shows at once and costs the workflow
+    nothing; these columns have no other writer (the row lock keeps two commands of one run in
+    turn). Output alone (every gateway's final event) is one UPDATE, without a read."""
+    still_open = _TARGETS.c.status.not_in(list(TERMINAL[RunKind.TARGET]))
+    values: dict[str, Any] = {"output_data": output, "updated_at": at}
+    if any(e.error or e.output_attachment_ids or e.run_message_history for e in events):
+        row = session.execute(
+            select(_TARGETS.c.error, _TARGETS.c.output_attachment_ids,
+                   _TARGETS.c.run_message_history)
+            .where(_TARGETS.c.id == target_run_id, still_open).with_for_update()).first()
+        if row is None:
+            return  # a finished run's outputs no longer change (the command keeps the events)
+        errors = list(row.error or [])
+        attachments = list(row.output_attachment_ids or [])
+        messages = list(row.run_message_history or [])
+        for event in events:
+            errors.extend(event.error)
+            attachments.extend(a for a in event.output_attachment_ids if a not in attachments)
+            messages.extend(event.run_message_history)
+        values.update(error=errors, output_attachment_ids=attachments,
+                      run_message_history=messages)
+    session.execute(update(_TARGETS).where(_TARGETS.c.id == target_run_id, still_open)
+                    .values(**values))
 
 
 def _pending(session: Session, where: list[Any], limit: int | None = None) -> list[SignalBatch]:

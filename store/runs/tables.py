@@ -159,7 +159,8 @@ class TargetRunOutputs(SQLModel):
     (store.runs.events), while the run was open."""
 
     output_data: dict[str, Any] = _reported(
-        "{}", "The command outputs, merged (a later key replaces an earlier one).")
+        "{}", "Its current command's output, merged over the command's events (a later key "
+        "replaces an earlier one).")
     error: list[str] = _reported("[]", "Errors reported by the device, in order.")
     output_attachment_ids: list[str] = _reported(
         "[]", "Ids of the files the device produced, each once, in order.")
