@@ -35,6 +35,7 @@ from api.observe import RequestObservability, RouteCapture
 from api.peers.automation_runs import PREFIX as AUTOMATION_RUNS
 from api.peers.automation_runs import errors as automation_runs_errors
 from api.peers.automation_runs import router as automation_runs_router
+from api.peers.update_run import install_update_run
 from api.routers import (
     codec,
     commands,
@@ -210,6 +211,7 @@ def create_app(
     install_ui(app)
     install_health(app, temporal, lambda request: request.app.state.engine)
     install_error_handlers(app)
+    install_update_run(app)  # /v1/runs: its own error shape
     # Last added runs first: request id and metrics, the codec's CORS, aliases, then the size
     # limit, the input guard, the catch-all, then the route capture around the app.
     app.add_middleware(RouteCapture)

@@ -148,9 +148,18 @@ def stage_run_operation(row: StageRunOperation) -> dict[str, Any]:
     return _dump(StageRunOperationPublic.model_validate(row))
 
 
+_EMPTY_OUTPUTS: dict[str, Any] = {"command_meta": {}, "output_data": {}, "error": [],
+                                   "output_attachment_ids": [], "run_message_history": []}
+
+
+def _filled(get: Any) -> dict[str, Any]:
+    """The JSON fields of a target run, empty rather than null (rows from before a column)."""
+    return {name: get(name) or type(empty)() for name, empty in _EMPTY_OUTPUTS.items()}
+
+
 def target_run(row: TargetRun) -> dict[str, Any]:
-    return _dump(TargetRunPublic.model_validate(row, update={
-        "command_meta": row.command_meta or {}}))
+    return _dump(TargetRunPublic.model_validate(row, update=_filled(
+        lambda name: getattr(row, name))))
 
 
 def _json_value(value: Any) -> Any:
@@ -167,11 +176,25 @@ def target_runs(rows: Sequence[Row]) -> list[dict[str, Any]]:
     equal)."""
     fields = TargetRunPublic.model_fields
     return [{name: _json_value(row._mapping[name]) for name in fields}
-            | {"command_meta": row.command_meta or {}} for row in rows]
+            | _filled(row._mapping.get) for row in rows]
+
+
+def _event(row: CommandEvent) -> CommandEventPublic:
+    return CommandEventPublic.model_validate(row, update={
+        "error": row.error or [], "output_attachment_ids": row.output_attachment_ids or [],
+        "run_message_history": row.run_message_history or []})
 
 
 def command(row: Command, events: Sequence[CommandEvent]) -> dict[str, Any]:
+    shown = [_event(event) for event in events]
+    reported = [event for event in shown if event.applied]
+    attachments: list[str] = []
+    for event in reported:
+        attachments.extend(a for a in event.output_attachment_ids if a not in attachments)
     return _dump(CommandPublic.model_validate(row, update={
         "request_status": row.status,
-        "events": [CommandEventPublic.model_validate(event) for event in events],
+        "events": shown,
+        "error": [error for event in reported for error in event.error],
+        "output_attachment_ids": attachments,
+        "run_message_history": [m for event in reported for m in event.run_message_history],
     }))

@@ -105,6 +105,12 @@ class DeviceEventIn(BaseModel):
     sequence: Position | None = Field(
         default=None, description="The gateway's counter; an event older than the last applied "
         "one changes nothing.")
+    error: list[str] = Field(default_factory=list,
+                             description="Errors to append to the target run's `error`.")
+    output_attachment_ids: list[str] = Field(
+        default_factory=list, description="Ids of files the device produced, appended once.")
+    run_message_history: list[JsonObject] = Field(
+        default_factory=list, description="Messages to append to the target run's history.")
 
 
 class DeviceEventResult(BaseModel):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
@@ -22,10 +22,12 @@ from observability.metrics import COMMAND_LATENCY
 from store.executor import run_db
 from store.runs.events import (
     RecordedEvents,
+    ReportBuilder,
     SignalBatch,
     mark_signalled,
     pending_signals,
     record_command_events,
+    record_report,
 )
 from workflows.messages import CommandEvents
 from workflows.target_run import TargetRunWorkflow
@@ -52,10 +54,20 @@ class CommandEventRelay:
         the signal for a reason other than a missing workflow: the events are kept either way,
         and the signal is owed until a later delivery or `resend_pending` gets it through.
         """
+        return await self._record_then_signal(
+            command_id, lambda: record_command_events(self._engine, command_id, list(events)))
+
+    async def record_report_and_signal(self, command_id: UUID | str,
+                                       build: ReportBuilder) -> RecordedEvents:
+        """A report judged under the command's lock (store.runs.events.record_report), then
+        signalled like any gateway's events. What `build` raises comes back unrecorded."""
+        return await self._record_then_signal(
+            command_id, lambda: record_report(self._engine, command_id, build))
+
+    async def _record_then_signal(self, command_id: UUID | str,
+                                  record: Callable[[], RecordedEvents]) -> RecordedEvents:
         with log_fields(command_id=str(command_id)):
-            recorded = await run_db(
-                self._engine, record_command_events, self._engine, command_id, list(events)
-            )
+            recorded = await run_db(self._engine, record)
             _observe_latency(recorded)
             with log_fields(target_run_id=recorded.target_run_id):
                 await self._signal(recorded.signal)

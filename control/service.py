@@ -28,6 +28,7 @@ from control.errors import ActionConflicts, ActionRefused, Missing, RunsUnavaila
 from control.inputs import check_run_inputs
 from control.launch import start_pipeline_run, start_run_workflow
 from control.relay import CommandEventRelay
+from control.reports import report_on_target_run
 from control.updates import answer_deadline, send_update, settle
 from domain.actions import (
     CANCELLABLE_TARGET_RUN,
@@ -43,6 +44,7 @@ from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_r
 from domain.ids import target_run_id as derive_target_run_id
 from domain.retry_modes import RetryNotPossible, parse_mode
 from domain.statuses import PipelineRunStatus, RunKind, StageRunStatus, is_terminal
+from domain.update_run import DeviceReport
 from settings import Settings
 from store.audit import DONE, FAILED
 from store.definitions import devices, pipelines
@@ -54,6 +56,7 @@ from store.runs.creation import PipelineNotFound
 from store.runs.events import RecordedEvents
 from store.runs.retry_plans import create_retry_run
 from store.runs.tables import PipelineRun, TargetRun
+from store.runs.update_run import UpdateRunView, read_update_run
 from store.tenancy import NotFound
 from workflows.messages import (
     AddTargetRequest,
@@ -514,6 +517,21 @@ class RunControl:
                                  or is_terminal(RunKind.COMMAND, c.command.status), deadline)
             audit.answered(sent.answered)
             return Outcome(state) if sent.answered else _still_applying(state)
+
+    async def report_on_target_run(self, caller: Caller, target_run_id: UUID,
+                                   report: DeviceReport) -> UpdateRunView:
+        """A device's report on its target run (the "update run" view): a command event for
+        its command, through the relay; the run as it is afterwards. NotFound, ReportRefused."""
+        async def relay() -> CommandEventRelay:  # connected only past the pre-checks
+            return CommandEventRelay(self._engine, await self._temporal.get())
+
+        try:
+            await report_on_target_run(self._engine, relay, caller, target_run_id, report)
+        except RPCError:
+            raise RunsUnavailable("the report is recorded; passing it to the run failed and "
+                                  "will be retried") from None
+        return await self._read(lambda s: read_update_run(s, caller.enterprise_id,
+                                                          target_run_id))
 
     async def report_command_event(self, enterprise_id: UUID, command_id: UUID,
                                    event: CommandEvent) -> RecordedEvents:

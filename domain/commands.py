@@ -33,3 +33,14 @@ class CommandEvent:
     output: dict = field(default_factory=dict)
     sequence: int | None = None
     at_epoch: float = 0.0
+    # What a device or its agent reported beside the status (an "update run" report): errors
+    # and attachment ids appended to its target run's, messages appended to its history.
+    # Defaults: events signalled before these fields existed still decode.
+    error: list[str] = field(default_factory=list)
+    output_attachment_ids: list[str] = field(default_factory=list)
+    run_message_history: list[dict[str, Any]] = field(default_factory=list)
+
+    def carries_data(self) -> bool:
+        """Whether it reports anything beside its status and reason."""
+        return bool(self.output or self.error or self.output_attachment_ids
+                    or self.run_message_history)

@@ -29,6 +29,13 @@ def target_status_for_command(command_status: str) -> str:
     return _TARGET_FOR_COMMAND[command_status]
 
 
+def unsuccessful_breakdown(counts: Mapping[str, int]) -> str:
+    """How many target runs ended in each status but success, in lifecycle order:
+    `1 failure, 2 timeout` (empty when none)."""
+    return ", ".join(f"{counts[status]} {status}" for status in _T
+                     if status != _T.SUCCESS and counts.get(status, 0))
+
+
 def reaches_percentage(part: int, total: int, percentage: float) -> bool:
     """part/total >= percentage%, exactly: 161 of 500 reaches 32.2 (floats would say no)."""
     return part * 100 >= Fraction(str(percentage)) * total

@@ -71,6 +71,9 @@ with workflow.unsafe.imports_passed_through():
 _P = PipelineRunStatus
 _S = StageRunStatus
 _KIND = RunKind.PIPELINE.value
+# Patch id: a failed run's reason carries its failed stage run's (older histories replay on
+# the stage's name and status alone).
+_PATCH_REASON_OF_STAGE = "pipeline-failure-reason-carries-the-stage-reason"
 _STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)
 # An update answers once the loop has acted on it; this bounds how long a caller waits.
 _ACTION_WAIT = timedelta(seconds=20)
@@ -100,6 +103,7 @@ class PipelineRunWorkflow:
         self._paused_since: datetime | None = None
         self._stop_status: str | None = None
         self._stop_reason = ""
+        self._failed_stage_reason = ""  # why the failed stage run failed, in its own words
         self._search_attributes = True
         self._news = False
         self._deadline_epoch = 0.0
@@ -298,6 +302,7 @@ class PipelineRunWorkflow:
             stage.status = result.status
             if result.status != _S.SUCCESS:
                 failed = stage
+                self._failed_stage_reason = result.reason
                 break
         return await self._end(failed)
 
@@ -419,6 +424,8 @@ class PipelineRunWorkflow:
             reason = ""
             if failed is not None:
                 reason = f"stage {failed.order} {failed.name!r} ended {failed.status}"
+                if self._failed_stage_reason and workflow.patched(_PATCH_REASON_OF_STAGE):
+                    reason += f": {self._failed_stage_reason}"
                 await call(RunActivities.close_open_stage_runs, CloseStageRunsInput(
                     self._run_id, _S.CANCELLED, f"cancelled because {reason}", epoch_now()))
             final = pipeline_outcome(s.status for s in self._stages if failed is None

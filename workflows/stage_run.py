@@ -31,7 +31,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.ids import target_run_id, target_run_workflow_id
     from domain.records import RetriedTarget
     from domain.retries import EARLIER_OPERATION_FAILED, failure_kind
-    from domain.rollups import stage_outcome
+    from domain.rollups import stage_outcome, unsuccessful_breakdown
     from domain.schemas import RolloutConfig
     from domain.statuses import RunKind, StageRunStatus, TargetRunStatus
     from workflows import names
@@ -59,6 +59,9 @@ with workflow.unsafe.imports_passed_through():
 _S = StageRunStatus
 _T = TargetRunStatus
 _KIND = RunKind.STAGE.value
+# Patch id: a failed stage run's reason counts each unsuccessful status (older histories
+# replay on the plain count).
+_PATCH_REASON_BY_STATUS = "stage-failure-reason-counts-each-status"
 PAGE_SIZE = 500
 # How long a stopped stage waits for its in-flight targets to confirm their commands' end.
 STOP_GRACE = timedelta(minutes=5)
@@ -495,8 +498,8 @@ class StageRunWorkflow:
             counts = await call(RunActivities.count_targets, StageRunRef(run_id))
             final = _S.FAILURE if c.abort_reason else stage_outcome(
                 counts.counts, self._rollout.success_threshold_percentage)
-            reason = c.abort_reason or (
-                "" if final == _S.SUCCESS else _failure_reason(counts.counts))
+            reason = c.abort_reason or ("" if final == _S.SUCCESS else _failure_reason(
+                counts.counts, by_status=workflow.patched(_PATCH_REASON_BY_STATUS)))
             statuses = await record(change(_KIND, run_id, _S.COMPLETE),
                                     change(_KIND, run_id, final, reason))
         self._status = statuses[-1]
@@ -513,7 +516,9 @@ def _take_one(counts: dict[str, int], key: str) -> None:
         counts.pop(key, None)
 
 
-def _failure_reason(counts: dict[str, int]) -> str:
+def _failure_reason(counts: dict[str, int], by_status: bool = False) -> str:
     total = sum(counts.values())
     ok = counts.get(_T.SUCCESS, 0)
-    return f"{total - ok} of {total} target runs did not succeed"
+    reason = f"{total - ok} of {total} target runs did not succeed"
+    breakdown = unsuccessful_breakdown(counts) if by_status else ""
+    return f"{reason} ({breakdown})" if breakdown else reason

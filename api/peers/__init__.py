@@ -1,2 +1,3 @@
-"""The peer documents served as they are written, as views of fleetpipe's own runs: each a
-package with its router, shapes, auth and error shape, under the document's own paths."""
+"""The peer documents served as they are written, as views of fleetpipe's own runs, each
+under the document's own paths and in its own error shape (FastAPI's `{"detail": ...}`), so
+the native envelope elsewhere is untouched."""

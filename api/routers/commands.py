@@ -111,12 +111,17 @@ async def post_command_event(
     enterprise_id: EnterpriseDep,
     control: ControlDep,
 ) -> JSONResponse:
-    """How a gateway reports a command's progress: `{status, reason?, output?, sequence?}`.
-    Duplicates and out-of-order events are recorded but change nothing (a status never moves
-    backwards), so a gateway may safely resend."""
+    """How a gateway reports a command's progress: `{status, reason?, output?, sequence?,
+    error?, output_attachment_ids?, run_message_history?}`. Duplicates and out-of-order events
+    are recorded but change nothing (a status never moves backwards), so a gateway may safely
+    resend. An event at the command's current status adds its data (output merged, the lists
+    appended to the target run's) and moves nothing."""
     event = CommandEvent(command_id=str(command_id),
                          status=parse_status_field(RunKind.COMMAND, body.status),
-                         reason=body.reason, output=dict(body.output), sequence=body.sequence)
+                         reason=body.reason, output=dict(body.output), sequence=body.sequence,
+                         error=list(body.error),
+                         output_attachment_ids=list(body.output_attachment_ids),
+                         run_message_history=[dict(m) for m in body.run_message_history])
     recorded = await control.report_command_event(enterprise_id, command_id, event)
     return respond({"command_id": str(command_id), "status": recorded.status,
-                    "applied": len(recorded.applied), "received": 1})
+                    "applied": 1 if recorded.applied or recorded.added else 0, "received": 1})

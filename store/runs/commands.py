@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column
+from sqlalchemy import Column, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -87,9 +87,17 @@ class CommandEventBase(SQLModel):
     reason: str = ""
     output: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType))
     sequence: int | None = None
+    # What the device reported beside the status (empty for most gateway events).
+    error: list[str] = Field(default_factory=list, sa_column=Column(
+        JSONType, server_default=text("'[]'")))
+    output_attachment_ids: list[str] = Field(default_factory=list, sa_column=Column(
+        JSONType, server_default=text("'[]'")))
+    run_message_history: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(
+        JSONType, server_default=text("'[]'")))
     applied: bool = Field(
         default=True,
-        description="False: a duplicate or out-of-order event (changed nothing).")
+        description="False: a duplicate or out-of-order event, or one after the command "
+        "ended (changed nothing).")
     received_at: datetime = stamp()
 
 
@@ -119,8 +127,19 @@ class _Events(SQLModel):
         default_factory=list, description="Every event the gateway reported, in arrival order.")
 
 
-class CommandPublic(CommandStamps, _Events, CommandTimes, CommandOutcome, _RequestStatus,
-                    CommandBase, _Keys, Public):
+class _Reported(SQLModel):
+    """What the device reported beside the statuses, over the events that applied."""
+
+    error: list[str] = Field(default_factory=list,
+                             description="Errors the device reported, in order.")
+    output_attachment_ids: list[str] = Field(
+        default_factory=list, description="Ids of the files the device produced, each once.")
+    run_message_history: list[dict[str, Any]] = Field(
+        default_factory=list, description="Messages the device reported, in order.")
+
+
+class CommandPublic(CommandStamps, _Events, CommandTimes, _Reported, CommandOutcome,
+                    _RequestStatus, CommandBase, _Keys, Public):
     status: str = one_of(STATUSES[RunKind.COMMAND])
 
 

@@ -6,7 +6,7 @@ that move the status forward are applied (and passed on to the target-run workfl
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col
 
 from domain.commands import CommandEvent
-from domain.statuses import RunKind, can_transition, parse_status
+from domain.statuses import TERMINAL, RunKind, can_transition, is_terminal, parse_status
 from store.db import transaction
 from store.runs.commands import Command, UnknownCommand, as_command_id
 from store.runs.commands import CommandEvent as CommandEventRow
@@ -77,6 +77,7 @@ class RecordedEvents:
     signal: SignalBatch  # what to signal now: these plus any earlier unsent ones
     gateway: str = ""  # the gateway the command went through
     sent_at: datetime | None = None  # when it was dispatched (None: not yet)
+    added: int = 0  # this call's events whose data was kept (those that applied included)
 
 
 def _lock_command(session: Session, command_id: UUID) -> tuple[Command, UUID | None] | None:
@@ -100,66 +101,137 @@ def _lock_command(session: Session, command_id: UUID) -> tuple[Command, UUID | N
     return None if row is None else (row[0], row[1])
 
 
+# (the command row, its target run's status or "" when not read) -> the events to record
+ReportBuilder = Callable[[Command, str], Sequence[CommandEvent]]
+
+
 def record_command_events(
     engine: Engine, command_id: UUID | str, events: Sequence[CommandEvent]
 ) -> RecordedEvents:
     """Keep every event, apply those that move the command forward, and queue them to signal.
 
+    An event at the command's current, unfinished status that carries data (output, errors,
+    attachments, messages) moves nothing but its data is kept: merged into the command's output
+    and added to its target run (`_add_to_target_run`), and never signalled.
+
     Raises UnknownCommand for an unknown id and ValueError (naming the allowed values) for an
     unknown status, before anything is written.
     """
+    for event in events:
+        parse_status(RunKind.COMMAND, event.status)
+    return _record(engine, command_id, lambda command, target_status: events)
+
+
+def record_report(engine: Engine, command_id: UUID | str, build: ReportBuilder) -> RecordedEvents:
+    """Record the events `build` makes from the command and its target run's status, read
+    under the command's lock: a report judged against the state it will change. Whatever
+    `build` raises (a refusal) leaves nothing written."""
+    return _record(engine, command_id, build, read_target=True)
+
+
+def _record(engine: Engine, command_id: UUID | str, build: ReportBuilder,
+            read_target: bool = False) -> RecordedEvents:
     cid = as_command_id(command_id)
-    statuses = [parse_status(RunKind.COMMAND, event.status) for event in events]
     now = utcnow()
     with transaction(engine) as session:
         locked = _lock_command(session, cid)
         if locked is None:
             raise UnknownCommand(command_id)
         command, pipeline_run_id = locked
+        target_status = ""
+        if read_target:
+            target_status = session.execute(
+                select(_TARGET_RUNS.c.status).where(_TARGET_RUNS.c.id == command.target_run_id)
+            ).scalar_one_or_none() or ""
+        events = list(build(command, target_status))
+        statuses = [parse_status(RunKind.COMMAND, event.status) for event in events]
         # Core statements, not ORM objects: every simulated device reports five events, and
         # the unit of work around them was a tenth of the worker's CPU (bench/fanout.py).
         status, reason, output = command.status, command.reason, dict(command.output or {})
         last_sequence = command.last_sequence
         rows: list[dict[str, Any]] = []
         applied: list[tuple[int, CommandEvent]] = []  # (index in rows, the message)
-        logged: list[dict[str, Any]] = []  # the run's log entries of the applied events
+        logged: list[dict[str, Any]] = []  # the run's log entries of the kept events
+        added: list[CommandEvent] = []  # events whose data is kept
         for event, new_status in zip(events, statuses, strict=True):
-            ok = (event.sequence is None or event.sequence > last_sequence) and can_transition(
-                RunKind.COMMAND, status, new_status)
+            fresh = event.sequence is None or event.sequence > last_sequence
+            moves = fresh and can_transition(RunKind.COMMAND, status, new_status)
+            adds = fresh and event.carries_data() and (moves or (
+                new_status == status and not is_terminal(RunKind.COMMAND, status)))
             rows.append({"command_id": cid, "status": new_status, "reason": event.reason,
                          "output": dict(event.output or {}), "sequence": event.sequence,
-                         "applied": ok, "received_at": now})
-            if not ok:
+                         "error": list(event.error),
+                         "output_attachment_ids": list(event.output_attachment_ids),
+                         "run_message_history": list(event.run_message_history),
+                         "applied": moves or adds, "received_at": now})
+            if not (moves or adds):
                 continue
-            if pipeline_run_id is not None:
+            if pipeline_run_id is not None:  # a data-only report is in the run's log too
                 logged.append(command_log_entry(pipeline_run_id, command.target_run_id, cid,
                                                 status, new_status, event.reason,
                                                 dict(event.output or {}), event.sequence, now))
-            status, reason = new_status, event.reason
             output.update(event.output or {})
             if event.sequence is not None:
                 last_sequence = event.sequence
+            if adds:
+                added.append(event)
+            if not moves:
+                continue
+            status, reason = new_status, event.reason
             applied.append((len(rows) - 1, replace(
                 event, command_id=str(cid), status=new_status, output=dict(event.output or {}),
                 at_epoch=event.at_epoch or now.timestamp())))
         event_ids = session.execute(
             insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows
         ).scalars().all() if rows else []
-        if applied:
+        if applied or added:
             session.execute(update(_COMMANDS).where(_COMMANDS.c.id == cid).values(
                 status=status, reason=reason, output=output, last_sequence=last_sequence,
                 updated_at=now))
+        if applied:
             session.execute(insert(_OUTBOX), [
                 {"command_event_id": event_ids[index], "command_id": cid,
                  "target_run_id": command.target_run_id, "at_epoch": message.at_epoch}
                 for index, message in applied])
-            if logged:  # one bulk INSERT: the fan-out's hot path
-                session.execute(insert(_STATUS_EVENTS), logged)
+        if logged:  # one bulk INSERT: the fan-out's hot path
+            session.execute(insert(_STATUS_EVENTS), logged)
+        if added:
+            _add_to_target_run(session, command.target_run_id, added, output, now)
         pending = _pending(session, [_OUTBOX.c.command_id == cid])
         signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
         return RecordedEvents(target_run_id=str(command.target_run_id), status=status,
                               applied=[message for _, message in applied], signal=signal,
-                              gateway=command.gateway, sent_at=command.sent_at)
+                              gateway=command.gateway, sent_at=command.sent_at,
+                              added=len(added))
+
+
+def _add_to_target_run(session: Session, target_run_id: UUID, events: list[CommandEvent],
+                       output: dict[str, Any], at: datetime) -> None:
+    """What the device reported, on its target run while it is open: its command's merged
+    `output` as `output_data`; errors and messages appended, attachment ids appended once each.
+    Written here, not by the run's workflow, so a report shows at once and costs the workflow
+    nothing; these columns have no other writer (the row lock keeps two commands of one run in
+    turn). Output alone (every gateway's final event) is one UPDATE, without a read."""
+    still_open = _TARGET_RUNS.c.status.not_in(list(TERMINAL[RunKind.TARGET]))
+    values: dict[str, Any] = {"output_data": output, "updated_at": at}
+    if any(e.error or e.output_attachment_ids or e.run_message_history for e in events):
+        row = session.execute(
+            select(_TARGET_RUNS.c.error, _TARGET_RUNS.c.output_attachment_ids,
+                   _TARGET_RUNS.c.run_message_history)
+            .where(_TARGET_RUNS.c.id == target_run_id, still_open).with_for_update()).first()
+        if row is None:
+            return  # a finished run's outputs no longer change (the command keeps the events)
+        errors = list(row.error or [])
+        attachments = list(row.output_attachment_ids or [])
+        messages = list(row.run_message_history or [])
+        for event in events:
+            errors.extend(event.error)
+            attachments.extend(a for a in event.output_attachment_ids if a not in attachments)
+            messages.extend(event.run_message_history)
+        values.update(error=errors, output_attachment_ids=attachments,
+                      run_message_history=messages)
+    session.execute(update(_TARGET_RUNS).where(_TARGET_RUNS.c.id == target_run_id, still_open)
+                    .values(**values))
 
 
 def _pending(session: Session, where: list[Any], limit: int | None = None) -> list[SignalBatch]:

@@ -13,7 +13,7 @@ from uuid import UUID, uuid4
 
 from pydantic import BeforeValidator
 from pydantic import Field as PydanticField
-from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint
+from sqlalchemy import BigInteger, Column, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from domain.schemas import StageTrigger
@@ -229,7 +229,27 @@ class TargetRunBase(SQLModel):
         "this one carries over (no command is sent for it).")
 
 
-class TargetRun(RunTimes, TargetRunBase, table=True):
+def _reported(empty: str, description: str) -> Any:
+    """A JSON column of what a device reported, empty (`'{}'` or `'[]'`) until it reports."""
+    return Field(default_factory=dict if empty == "{}" else list, description=description,
+                 sa_column=Column(JSONType, server_default=text(f"'{empty}'")))
+
+
+class TargetRunOutputs(SQLModel):
+    """What its device (or gateway) reported beside the statuses, over its commands' events
+    (store.runs.events), while the run was open."""
+
+    output_data: dict[str, Any] = _reported(
+        "{}", "Its current command's output, merged over the command's events (a later key "
+        "replaces an earlier one).")
+    error: list[str] = _reported("[]", "Errors reported by the device, in order.")
+    output_attachment_ids: list[str] = _reported(
+        "[]", "Ids of the files the device produced, each once, in order.")
+    run_message_history: list[dict[str, Any]] = _reported(
+        "[]", "Messages the device reported, in order.")
+
+
+class TargetRun(RunTimes, TargetRunOutputs, TargetRunBase, table=True):
     __tablename__ = "target_run"
     id: UUID = Field(primary_key=True)  # derived: see domain.ids.target_run_id
     enterprise_id: UUID
@@ -248,7 +268,7 @@ class TargetRun(RunTimes, TargetRunBase, table=True):
     )
 
 
-class TargetRunPublic(RunTimes, TargetRunBase, _Keys, Public):
+class TargetRunPublic(RunTimes, TargetRunOutputs, TargetRunBase, _Keys, Public):
     status: str = one_of(STATUSES[RunKind.TARGET])
     command_status: str | None = one_of(STATUSES[RunKind.COMMAND], "The status of its command "
                                         "(null before it has one).", optional=True)

@@ -13,9 +13,17 @@ from datetime import UTC, datetime
 from temporalio.api.common.v1 import Payload
 
 from activities.messages import RecordStatusesInput
+from domain.commands import CommandEvent
 from domain.records import StatusChange
 from workflows.converter import DATA_CONVERTER
-from workflows.messages import Lane, PageEntry, Resumption, StageCarry, StageRunInput
+from workflows.messages import (
+    CommandEvents,
+    Lane,
+    PageEntry,
+    Resumption,
+    StageCarry,
+    StageRunInput,
+)
 
 
 def _payload(value: object) -> Payload:
@@ -61,3 +69,17 @@ def test_a_status_change_carries_its_time_as_a_datetime() -> None:
     [back] = DATA_CONVERTER.payload_converter.from_payloads([payload], [RecordStatusesInput])
     assert back == request
     assert back.changes[0].at == at
+
+
+def test_command_events_signalled_before_device_reports_decode_with_empty_reports() -> None:
+    old = {"events": [{"command_id": "c", "status": "success", "reason": "",
+                       "output": {"ok": True}, "sequence": 3, "at_epoch": 1.5}]}
+    decoded = _decode(old, CommandEvents)
+    assert isinstance(decoded, CommandEvents)
+    [event] = decoded.events
+    assert (event.status, event.output, event.sequence) == ("success", {"ok": True}, 3)
+    assert (event.error, event.output_attachment_ids, event.run_message_history) == ([], [], [])
+    reported = CommandEvent("c", "failure", error=["disk full"], run_message_history=[{"m": 1}])
+    [payload] = DATA_CONVERTER.payload_converter.to_payloads([CommandEvents(events=[reported])])
+    [back] = DATA_CONVERTER.payload_converter.from_payloads([payload], [CommandEvents])
+    assert back == CommandEvents(events=[reported])
