@@ -55,6 +55,7 @@ class TargetPageInput:
 @dataclass
 class TargetPage:
     items: list[tuple[int, str]]  # (device_seq, device_id)
+    device_names: list[str] = field(default_factory=list)  # beside items ([] from older workers)
 
 
 @dataclass

@@ -102,9 +102,10 @@ class RunActivities:
 
     @activity.defn(name=names.NEXT_TARGET_PAGE)
     async def next_target_page(self, request: TargetPageInput) -> TargetPage:
-        items = await self._db(targets.next_target_page, self._engine,
+        named = await self._db(targets.next_named_target_page, self._engine,
                                UUID(request.stage_run_id), request.after_seq, request.limit)
-        return TargetPage(items)
+        return TargetPage([(seq, device) for seq, device, _ in named],
+                          [name for _, _, name in named])
 
     @activity.defn(name=names.CLOSE_PENDING_TARGETS)
     async def close_pending_targets(self, request: ClosePendingTargetsInput) -> ClosedCount:

@@ -43,6 +43,7 @@ class StagePlan:
     operation_ids: list[str]
     device_count: int
     invalid_reason: str = ""
+    operation_types: list[str] = field(default_factory=list)  # beside operation_ids (INSTALL...)
 
 
 @dataclass
@@ -56,3 +57,4 @@ class RetriedTarget:
     retry_of: str | None = None  # the row it replaces; None: the given row runs as it is
     replaced_status: str = ""
     replaced_command_status: str | None = None
+    device_name: str = ""

@@ -11,6 +11,22 @@ from typing import NamedTuple
 from domain.commands import CommandEvent
 
 
+# ---- names for people: summaries and search attributes in the Temporal Web UI -------------
+@dataclass
+class RunLabels:
+    """What a person calls a run: carried down from the pipeline run to its stage and target
+    runs, so each can be summarised and searched by name (workflows/labels.py)."""
+
+    enterprise_name: str = ""
+    enterprise_id: str = ""
+    pipeline_name: str = ""
+    run_number: int = 0
+    stage_name: str = ""
+    stage_order: int = 0
+    device_name: str = ""
+    operation: str = ""  # "1 INSTALL": the operation's position and type
+
+
 # ---- PipelineRunWorkflow -------------------------------------------------------------------
 @dataclass
 class PipelineRunInput:
@@ -20,6 +36,7 @@ class PipelineRunInput:
     stage_window: int = 200  # in-flight target runs per stage run (<= 500: docs/scale.md)
     stage_history_budget: int = 4_000
     targets_task_queue: str = ""  # empty: names.targets_task_queue of the run's own queue
+    labels: RunLabels | None = None  # None: started before runs carried their names
 
 
 @dataclass
@@ -115,6 +132,10 @@ class StageCarry:
     # generation, for those above 0.
     generations: dict[str, int] = field(default_factory=dict)
     resume: list[Resumption] = field(default_factory=list)
+    operation_types: list[str] = field(default_factory=list)  # beside operation_ids
+    # device_id -> name, for the devices with target runs still to start or in flight (only
+    # those: a stage of 100,000 devices must still fit one continue-as-new payload).
+    device_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +150,11 @@ class StageRunInput:
     carry: StageCarry | None = None
     history_budget: int = 4_000  # events before continue-as-new (10,240 is Temporal's warning)
     targets_task_queue: str = ""  # empty: names.targets_task_queue of the stage's own queue
+    labels: RunLabels | None = None  # None: started before runs carried their names
+    # Set fleetpipe's search attributes on itself and its target runs (the setting
+    # FLEETPIPE_SEARCH_ATTRIBUTES, from the pipeline run). False by default: a stage started
+    # before this field existed was started without them.
+    search_attributes: bool = False
 
 
 @dataclass
@@ -211,6 +237,8 @@ class TargetRunInput:
     timeout_seconds: int
     stage_workflow_id: str
     retries: dict[str, int] = field(default_factory=dict)  # FAILED / TIMED_OUT -> count
+    labels: RunLabels | None = None
+    search_attributes: bool = False  # as StageRunInput's: set at start, upserted at the end
 
 
 @dataclass

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         can_transition,
         is_terminal,
     )
-    from workflows import names
+    from workflows import labels, names
     from workflows.cancellation import DATA_ERRORS, run_to_its_end
     from workflows.messages import (
         CommandCancelRequest,
@@ -55,6 +55,8 @@ BACKSTOP_GRACE = timedelta(minutes=10)
 # Patch ids: histories recorded before these changes replay on the code they ran.
 _PATCH_ENDED_EARLIER = "target-ended-earlier-asks-its-command"
 _PATCH_FAILURE_REPORTED = "target-failure-reported-to-its-stage"
+# The final status upserted into FleetpipeStatus (a target started with fleetpipe's attributes).
+_PATCH_FINAL_STATUS_ATTRIBUTE = "webui-target-final-status-search-attribute"
 
 
 # Unsandboxed: the sandbox re-imports this module for every run, and there is one run per
@@ -306,6 +308,14 @@ class TargetRunWorkflow:
 
     async def _report(self, request: TargetRunInput, result: TargetRunResult,
                       closed_before_start: bool) -> None:
+        if request.search_attributes and workflow.patched(_PATCH_FINAL_STATUS_ATTRIBUTE):
+            # Once per target, at its end (it started `pending`): the fan-out's hot path pays
+            # one event for it, in the task that ends the run anyway.
+            workflow.upsert_search_attributes(labels.status_update(result.status))
+        workflow.set_current_details(
+            f"ended **{result.status}**" + (f", command `{result.command_id}`: "
+                                            f"{result.command_status}"
+                                            if result.command_id else ""))
         try:
             await workflow.get_external_workflow_handle(request.stage_workflow_id).signal(
                 names.SIGNAL_TARGET_FINISHED,
