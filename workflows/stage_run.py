@@ -64,10 +64,11 @@ _KIND = RunKind.STAGE.value
 PAGE_SIZE = 500
 # How long a stopped stage waits for its in-flight targets to confirm their commands' end.
 STOP_GRACE = timedelta(minutes=5)
-# Target runs started with their names (summary, search attributes), and the stage's own status
-# kept in its search attributes; histories from before start and record as they did.
-PATCH_NAMED_TARGET_START = "webui-target-start-named-and-searchable"
-PATCH_STATUS_ATTRIBUTE = "webui-stage-status-search-attribute"
+# Target runs started with their names (summary, search attributes, and the flag that has them
+# upsert their final status), and the stage's own status kept in its search attributes;
+# histories from before start and record as they did. One patch for both: each patch id costs
+# two events (its marker and the SDK's TemporalChangeVersion upsert).
+PATCH_NAMED_TARGET_START = "webui-stage-names-and-searchable-targets"
 
 
 @workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
@@ -343,7 +344,7 @@ class StageRunWorkflow:
         """The status the store now holds; mirrored into the search attribute FleetpipeStatus
         when this stage run carries fleetpipe's attributes."""
         self._status = status
-        if self._in.search_attributes and workflow.patched(PATCH_STATUS_ATTRIBUTE):
+        if self._in.search_attributes and workflow.patched(PATCH_NAMED_TARGET_START):
             workflow.upsert_search_attributes(labels.status_update(status))
 
     def _title(self) -> str:

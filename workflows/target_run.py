@@ -55,8 +55,6 @@ BACKSTOP_GRACE = timedelta(minutes=10)
 # Patch ids: histories recorded before these changes replay on the code they ran.
 _PATCH_ENDED_EARLIER = "target-ended-earlier-asks-its-command"
 _PATCH_FAILURE_REPORTED = "target-failure-reported-to-its-stage"
-# The final status upserted into FleetpipeStatus (a target started with fleetpipe's attributes).
-_PATCH_FINAL_STATUS_ATTRIBUTE = "webui-target-final-status-search-attribute"
 
 
 # Unsandboxed: the sandbox re-imports this module for every run, and there is one run per
@@ -308,9 +306,13 @@ class TargetRunWorkflow:
 
     async def _report(self, request: TargetRunInput, result: TargetRunResult,
                       closed_before_start: bool) -> None:
-        if request.search_attributes and workflow.patched(_PATCH_FINAL_STATUS_ATTRIBUTE):
-            # Once per target, at its end (it started `pending`): the fan-out's hot path pays
-            # one event for it, in the task that ends the run anyway.
+        if request.search_attributes:
+            # The final status, once, in the task that ends the run anyway: one event on the
+            # fan-out's hot path (it started `pending`). Versioned by the input, not by a patch
+            # here: only a stage past its own patch (PATCH_NAMED_TARGET_START) sets the flag,
+            # older inputs decode it False, so every history replays with its own commands; a
+            # patch would cost each target two events more (its marker and the SDK's
+            # TemporalChangeVersion upsert, measured: docs/decisions.md).
             workflow.upsert_search_attributes(labels.status_update(result.status))
         workflow.set_current_details(
             f"ended **{result.status}**" + (f", command `{result.command_id}`: "
