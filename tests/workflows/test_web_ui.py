@@ -72,6 +72,8 @@ async def test_failed_target_runs_of_one_run_are_found_by_name_number_and_status
                  'AND FleetpipeStatus = "failure"')
         assert await _ids_matching(temporal_client, query, len(failed)) == failed
         assert await _ids_matching(temporal_client, query.replace(
+            '= "failure"', 'IN ("failure", "timeout", "cancelled")'), len(failed)) == failed
+        assert await _ids_matching(temporal_client, query.replace(
             '"failure"', '"success"'), 2) == {target_run_workflow_id(t.id) for t in targets
                                               if t.status == "success"}
         # The other levels carry the same names and their own final status.
