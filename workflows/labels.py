@@ -35,8 +35,9 @@ _STATUS = SearchAttributeKey.for_keyword(names.SA_STATUS)
 
 def summary(labels: RunLabels, *, device_id: str = "") -> str:
     """One line for the Web UI's list: the pipeline run, then the stage, device, operation
-    (as far as this run goes down). A device without a known name shows its id."""
-    parts = [f"{labels.pipeline_name or 'pipeline run'} #{labels.run_number or '?'}"]
+    (as far as this run goes down). A device without a known name shows its id; a run started
+    before runs carried their names has only its own part."""
+    parts = [f"{labels.pipeline_name} #{labels.run_number}"] if labels.pipeline_name else []
     if labels.stage_name:
         parts.append(f"stage {labels.stage_order} {labels.stage_name}")
     device = labels.device_name or device_id

@@ -448,8 +448,11 @@ class StageRunWorkflow:
         )
         retry_note = f" (sent again: retry {generation})" if generation else ""
         summary = f"device {device_id}, operation {op_index + 1}" + retry_note
+        details: str | None = None
         search_attributes = None
         if workflow.patched(PATCH_NAMED_TARGET_START):
+            details = (f"target run `{target_id}`: device `{device_id}`, stage run "
+                       f"`{self._in.stage_run_id}`")
             named = self._target_labels(device_id, op_index)
             target_input.labels = named
             target_input.search_attributes = self._in.search_attributes
@@ -466,9 +469,7 @@ class StageRunWorkflow:
                             or names.targets_task_queue(workflow.info().task_queue)),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
                 static_summary=summary,
-                static_details=(f"target run `{target_id}`: device `{device_id}`, "
-                                f"stage run `{self._in.stage_run_id}`") if target_input.labels
-                else None,
+                static_details=details,
                 search_attributes=search_attributes,
             )
         except WorkflowAlreadyStartedError:
