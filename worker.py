@@ -24,7 +24,7 @@ from temporalio.worker import Worker
 
 from activities.lanes import LaneActivities
 from activities.run_activities import RunActivities
-from control.connection import check_temporal
+from control.connection import SearchAttributesMissing, check_temporal, require_search_attributes
 from control.reconciler import RunReconciler
 from control.relay import CommandEventRelay
 from devices.choice import GatewayRefused, configure_gateway
@@ -188,6 +188,8 @@ async def serve(settings: Settings, *, stop: asyncio.Event | None = None) -> Non
     client = await Client.connect(settings.temporal_address, namespace=settings.temporal_namespace,
                                   data_converter=data_converter(settings.codec_keyring()),
                                   runtime=sdk_metrics_runtime(sdk_port) if sdk_port else None)
+    if settings.search_attributes:
+        await require_search_attributes(client, settings.temporal_namespace)
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -218,7 +220,8 @@ def main() -> None:
     configure_logging(settings.log_format)
     try:
         asyncio.run(serve(settings))
-    except (StoreNotAtHead, GatewayRefused, BrokerUnreachable, MetricsPortUnavailable) as exc:
+    except (StoreNotAtHead, GatewayRefused, BrokerUnreachable, MetricsPortUnavailable,
+            SearchAttributesMissing) as exc:
         raise SystemExit(f"fleetpipe worker: {exc}") from None
 
 

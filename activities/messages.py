@@ -59,6 +59,7 @@ class TargetPage:
     items: list[tuple[int, str]]  # (device_seq, device_id)
     # With `carried`: per item, the first operation the device runs (-1: all carried over).
     first_ops: list[int] = field(default_factory=list)
+    device_names: list[str] = field(default_factory=list)  # beside items ([] from older workers)
 
 
 @dataclass

@@ -108,10 +108,11 @@ class RunActivities:
             rows = await self._db(targets.next_carried_page, self._engine,
                                   UUID(request.stage_run_id), request.after_seq, request.limit)
             return TargetPage([(seq, device) for seq, device, _ in rows],
-                              [first for _, _, first in rows])
-        items = await self._db(targets.next_target_page, self._engine,
+                              first_ops=[first for _, _, first in rows])
+        named = await self._db(targets.next_named_target_page, self._engine,
                                UUID(request.stage_run_id), request.after_seq, request.limit)
-        return TargetPage(items)
+        return TargetPage([(seq, device) for seq, device, _ in named],
+                          device_names=[name for _, _, name in named])
 
     @activity.defn(name=names.CARRY_OVER_STAGE)
     async def carry_over_stage(self, ref: StageRunRef) -> CarriedStage:

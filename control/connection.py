@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+from temporalio.api.operatorservice.v1 import ListSearchAttributesRequest
 from temporalio.client import Client
 
 from control.errors import RunsUnavailable
 from settings import Settings
+from workflows import names
 from workflows.converter import data_converter
 
 
@@ -44,3 +46,23 @@ class TemporalConnection:
 async def check_temporal(client: Client, timeout_s: float = 2.0) -> None:
     if not await client.service_client.check_health(timeout=timedelta(seconds=timeout_s)):
         raise RunsUnavailable("Temporal answered its health check as not serving")
+
+
+class SearchAttributesMissing(Exception):
+    """The namespace lacks some of fleetpipe's search attributes while the setting says to set
+    them: every run would fail to start (or its stages would), so the worker refuses at once."""
+
+
+async def require_search_attributes(client: Client, namespace: str) -> None:
+    """Raises SearchAttributesMissing naming the attributes the namespace has not registered."""
+    response = await client.operator_service.list_search_attributes(
+        ListSearchAttributesRequest(namespace=namespace))
+    registered = set(response.custom_attributes) | set(response.system_attributes)
+    missing = [f"{name}={kind}" for name, kind in names.SEARCH_ATTRIBUTES.items()
+               if name not in registered]
+    if missing:
+        raise SearchAttributesMissing(
+            f"namespace {namespace!r} lacks the search attributes {', '.join(missing)}: register "
+            "them (`temporal operator search-attribute create --namespace NS --name NAME --type "
+            "TYPE`, as docker-compose's temporal-setup job does), or set "
+            "FLEETPIPE_SEARCH_ATTRIBUTES=false to run without them")

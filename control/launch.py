@@ -13,26 +13,26 @@ from uuid import UUID
 
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
-from temporalio.common import SearchAttributeKey, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 
 from domain.concurrency import check_concurrency_key
 from domain.ids import pipeline_run_workflow_id
 from domain.inputs import SensitiveValues
+from store.definitions.tenants import enterprise_name
 from store.runs.creation import create_pipeline_run, discard_pipeline_run
 from store.runs.tables import PipelineRun
-from workflows import names
-from workflows.messages import PipelineRunInput
+from workflows import labels
+from workflows.messages import PipelineRunInput, RunLabels
 from workflows.pipeline_run import PipelineRunWorkflow
 
 
-def run_search_attributes(run: PipelineRun) -> TypedSearchAttributes:
-    return TypedSearchAttributes([
-        SearchAttributePair(SearchAttributeKey.for_keyword(names.SA_ENTERPRISE),
-                            str(run.enterprise_id)),
-        SearchAttributePair(SearchAttributeKey.for_keyword(names.SA_PIPELINE), run.pipeline_name),
-        SearchAttributePair(SearchAttributeKey.for_int(names.SA_RUN_NUMBER), run.run_number),
-        SearchAttributePair(SearchAttributeKey.for_keyword(names.SA_STATUS), run.status),
-    ])
+def run_labels(run: PipelineRun, enterprise: str) -> RunLabels:
+    return RunLabels(enterprise_name=enterprise, enterprise_id=str(run.enterprise_id),
+                     pipeline_name=run.pipeline_name, run_number=run.run_number)
+
+
+def run_search_attributes(run: PipelineRun, enterprise: str = "") -> TypedSearchAttributes:
+    return labels.search_attributes(labels.PIPELINE, run_labels(run, enterprise), run.status)
 
 
 async def start_pipeline_run(
@@ -95,6 +95,8 @@ async def start_run_workflow(
     """Start the PipelineRunWorkflow of a run row just made (a new run or a retry); if it
     cannot be started, the row is removed again."""
     try:
+        enterprise = await asyncio.to_thread(enterprise_name, engine, run.enterprise_id)
+        named = run_labels(run, enterprise)
         if before_start is not None:
             await before_start(run)
         await client.start_workflow(
@@ -104,12 +106,14 @@ async def start_run_workflow(
                              stage_history_budget=stage_history_budget,
                              targets_task_queue=targets_task_queue,
                              concurrency_key=run.concurrency_key,
-                             sensitive=sensitive if sensitive and sensitive.values else None),
+                             sensitive=sensitive if sensitive and sensitive.values else None,
+                             labels=named),
             id=pipeline_run_workflow_id(run.id),
             task_queue=task_queue,
-            search_attributes=run_search_attributes(run) if search_attributes else None,
-            static_summary=f"{run.pipeline_name} #{run.run_number}"
-            + (f" (retry of `{run.previous_run_id}`)" if run.previous_run_id else ""),
+            search_attributes=(run_search_attributes(run, enterprise) if search_attributes
+                               else None),
+            static_summary=labels.summary(named)
+            + (f" (retry of run `{run.previous_run_id}`)" if run.previous_run_id else ""),
             static_details=f"pipeline `{run.pipeline_id}`, run `{run.id}`",
         )
     except BaseException:

@@ -48,6 +48,7 @@ class StagePlan:
     device_count: int
     invalid_reason: str = ""
     carried: int = 0  # target runs carried over from a retried run (never started)
+    operation_types: list[str] = field(default_factory=list)  # beside operation_ids (INSTALL...)
 
 
 @dataclass
@@ -61,3 +62,4 @@ class RetriedTarget:
     retry_of: str | None = None  # the row it replaces; None: the given row runs as it is
     replaced_status: str = ""
     replaced_command_status: str | None = None
+    device_name: str = ""

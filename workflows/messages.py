@@ -12,6 +12,22 @@ from domain.commands import CommandEvent
 from domain.inputs import SensitiveValues
 
 
+# ---- names for people: summaries and search attributes in the Temporal Web UI -------------
+@dataclass
+class RunLabels:
+    """What a person calls a run: carried down from the pipeline run to its stage and target
+    runs, so each can be summarised and searched by name (workflows/labels.py)."""
+
+    enterprise_name: str = ""
+    enterprise_id: str = ""
+    pipeline_name: str = ""
+    run_number: int = 0
+    stage_name: str = ""
+    stage_order: int = 0
+    device_name: str = ""
+    operation: str = ""  # "1 INSTALL": the operation's position and type
+
+
 # ---- PipelineRunWorkflow -------------------------------------------------------------------
 @dataclass
 class PipelineRunInput:
@@ -28,6 +44,7 @@ class PipelineRunInput:
     # The run's sensitive inputs, passed down to every dispatch; the codec encrypts every
     # payload that carries them (workflows/converter.py). None: the run has none.
     sensitive: SensitiveValues | None = None
+    labels: RunLabels | None = None  # None: started before runs carried their names
 
 
 @dataclass
@@ -132,6 +149,10 @@ class StageCarry:
     # A retry's stage run carrying target runs over: devices start at their first operation
     # not carried over, and a device with none carried over is skipped.
     carried: bool = False
+    operation_types: list[str] = field(default_factory=list)  # beside operation_ids
+    # device_id -> name, for the devices with target runs still to start or in flight (only
+    # those: a stage of 100,000 devices must still fit one continue-as-new payload).
+    device_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -147,6 +168,11 @@ class StageRunInput:
     history_budget: int = 4_000  # events before continue-as-new (10,240 is Temporal's warning)
     targets_task_queue: str = ""  # empty: names.targets_task_queue of the stage's own queue
     sensitive: SensitiveValues | None = None  # the run's, for its target runs
+    labels: RunLabels | None = None  # None: started before runs carried their names
+    # Set fleetpipe's search attributes on itself and its target runs (the setting
+    # FLEETPIPE_SEARCH_ATTRIBUTES, from the pipeline run). False by default: a stage started
+    # before this field existed was started without them.
+    search_attributes: bool = False
 
 
 @dataclass
@@ -230,6 +256,8 @@ class TargetRunInput:
     stage_workflow_id: str
     retries: dict[str, int] = field(default_factory=dict)  # FAILED / TIMED_OUT -> count
     sensitive: SensitiveValues | None = None  # the run's, for the dispatch only
+    labels: RunLabels | None = None
+    search_attributes: bool = False  # as StageRunInput's: set at start, upserted at the end
 
 
 @dataclass

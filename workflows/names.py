@@ -29,15 +29,25 @@ SIGNAL_COMMAND_EVENTS = "command_events"  # CommandEvents
 SIGNAL_TARGET_STOP = "target_stop"  # TargetStop
 UPDATE_CANCEL_COMMAND = "cancel_command"  # CommandCancelRequest -> None
 
-# Custom search attributes (registered on the dev server at start: see cli/dev_stack.py).
-SA_ENTERPRISE = "FleetpipeEnterprise"  # Keyword
+# Custom search attributes (registered wherever a server is started or set up: cli/dev_stack.py,
+# tests/conftest.py, docker-compose.yml's temporal-setup job, bench/fanout.py). Pipeline, stage
+# and target runs all carry them, so the Web UI can filter any level (docs/operator-guide.md).
+SA_ENTERPRISE = "FleetpipeEnterprise"  # Keyword (the enterprise's name: what an operator types)
+SA_ENTERPRISE_ID = "FleetpipeEnterpriseId"  # Keyword (its id: names may repeat across stores)
 SA_PIPELINE = "FleetpipePipeline"  # Keyword (pipeline name)
 SA_RUN_NUMBER = "FleetpipeRunNumber"  # Int
-SA_STATUS = "FleetpipeStatus"  # Keyword
+SA_STAGE = "FleetpipeStage"  # Keyword (stage name; stage and target runs)
+SA_DEVICE = "FleetpipeDevice"  # Keyword (device name; target runs)
+SA_KIND = "FleetpipeKind"  # Keyword: pipeline | stage | target
+SA_STATUS = "FleetpipeStatus"  # Keyword (a target run's moves only at its end: pending -> final)
 SEARCH_ATTRIBUTES: dict[str, str] = {
     SA_ENTERPRISE: "Keyword",
+    SA_ENTERPRISE_ID: "Keyword",
     SA_PIPELINE: "Keyword",
     SA_RUN_NUMBER: "Int",
+    SA_STAGE: "Keyword",
+    SA_DEVICE: "Keyword",
+    SA_KIND: "Keyword",
     SA_STATUS: "Keyword",
 }
 

@@ -7,6 +7,7 @@ status change is decided and recorded in one place, the loop.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -53,11 +54,12 @@ with workflow.unsafe.imports_passed_through():
         parse_status,
     )
     from domain.waiting import waiting_for_view
-    from workflows import names
+    from workflows import labels, names
     from workflows.cancellation import DATA_ERRORS, PATCH_CANCEL_CASCADES, run_to_its_end
     from workflows.messages import (
         PipelineRunInput,
         PipelineRunResult,
+        RunLabels,
         RunState,
         RunStatusRequest,
         StageControl,
@@ -75,6 +77,9 @@ _KIND = RunKind.PIPELINE.value
 # the stage's name and status alone).
 _PATCH_REASON_OF_STAGE = "pipeline-failure-reason-carries-the-stage-reason"
 _STATUS_KEY = SearchAttributeKey.for_keyword(names.SA_STATUS)
+# Stages started with the pipeline run's names (summary, search attributes); histories from
+# before start them as they did.
+PATCH_NAMED_STAGE_START = "webui-stage-start-named-and-searchable"
 # An update answers once the loop has acted on it; this bounds how long a caller waits.
 _ACTION_WAIT = timedelta(seconds=20)
 # Runs with a concurrency key wait in their lane for their turn before they start.
@@ -335,23 +340,41 @@ class PipelineRunWorkflow:
         await self._set_status(_P.RUNNING, **self._waiting_fields())
         return True
 
+    async def _start_stage(
+            self, request: PipelineRunInput, stage: StageRunInfo,
+    ) -> workflow.ChildWorkflowHandle[Any, StageRunResult]:
+        stage_input = StageRunInput(
+            stage_run_id=stage.stage_run_id, pipeline_run_id=self._run_id,
+            enterprise_id=request.enterprise_id, timeout_seconds=stage.timeout_seconds,
+            rollout=stage.rollout, window=request.stage_window, paused=self._paused,
+            history_budget=request.stage_history_budget,
+            targets_task_queue=request.targets_task_queue, sensitive=request.sensitive,
+        )
+        if not workflow.patched(PATCH_NAMED_STAGE_START):
+            return await workflow.start_child_workflow(
+                names.STAGE_RUN_WORKFLOW, stage_input,
+                id=stage_run_workflow_id(stage.stage_run_id), result_type=StageRunResult,
+                static_summary=f"stage {stage.order}: {stage.name}")
+        # Named like its pipeline run, searchable by the same attributes; a run started before
+        # runs carried their names (no labels) gives its stages none either.
+        named = replace(request.labels or RunLabels(), stage_name=stage.name,
+                        stage_order=stage.order)
+        stage_input.labels = named
+        stage_input.search_attributes = request.search_attributes and request.labels is not None
+        return await workflow.start_child_workflow(
+            names.STAGE_RUN_WORKFLOW, stage_input,
+            id=stage_run_workflow_id(stage.stage_run_id), result_type=StageRunResult,
+            static_summary=labels.summary(named),
+            static_details=f"stage run `{stage.stage_run_id}` of pipeline run `{self._run_id}`",
+            search_attributes=(labels.search_attributes(labels.STAGE, named, _S.QUEUED)
+                               if stage_input.search_attributes else None))
+
     async def _run_stage(self, request: PipelineRunInput,
                          stage: StageRunInfo) -> StageRunResult:
-        handle = await workflow.start_child_workflow(
-            names.STAGE_RUN_WORKFLOW,
-            StageRunInput(
-                stage_run_id=stage.stage_run_id, pipeline_run_id=self._run_id,
-                enterprise_id=request.enterprise_id, timeout_seconds=stage.timeout_seconds,
-                rollout=stage.rollout, window=request.stage_window, paused=self._paused,
-                history_budget=request.stage_history_budget,
-                targets_task_queue=request.targets_task_queue, sensitive=request.sensitive,
-            ),
-            id=stage_run_workflow_id(stage.stage_run_id),
-            result_type=StageRunResult,
-            static_summary=f"stage {stage.order}: {stage.name}",
-        )
+        handle = await self._start_stage(request, stage)
         self._current = stage.stage_run_id
-        workflow.set_current_details(f"running stage {stage.order} **{stage.name}**")
+        workflow.set_current_details(
+            f"running stage {stage.order} of {len(self._stages)} **{stage.name}**")
         stop_sent = False
         while not handle.done():
             if self._stop_status and not stop_sent:

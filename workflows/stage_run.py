@@ -10,6 +10,7 @@ with a bounded history and never more than `window` pending children.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 from uuid import UUID
 
@@ -34,7 +35,7 @@ with workflow.unsafe.imports_passed_through():
     from domain.rollups import stage_outcome, unsuccessful_breakdown
     from domain.schemas import RolloutConfig
     from domain.statuses import RunKind, StageRunStatus, TargetRunStatus
-    from workflows import names
+    from workflows import labels, names
     from workflows.cancellation import DATA_ERRORS, run_to_its_end
     from workflows.messages import (
         AddTargetRequest,
@@ -42,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         Lane,
         PageEntry,
         Resumption,
+        RunLabels,
         StageCarry,
         StageControl,
         StageRunInput,
@@ -65,6 +67,11 @@ _PATCH_REASON_BY_STATUS = "stage-failure-reason-counts-each-status"
 PAGE_SIZE = 500
 # How long a stopped stage waits for its in-flight targets to confirm their commands' end.
 STOP_GRACE = timedelta(minutes=5)
+# Target runs started with their names (summary, search attributes, and the flag that has them
+# upsert their final status), and the stage's own status kept in its search attributes;
+# histories from before start and record as they did. One patch for both: each patch id costs
+# two events (its marker and the SDK's TemporalChangeVersion upsert).
+PATCH_NAMED_TARGET_START = "webui-stage-names-and-searchable-targets"
 
 
 @workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
@@ -101,6 +108,7 @@ class StageRunWorkflow:
                 self._c.failed_kinds.get(done.failure_type, 0) + 1)
         device_id, op_index = lane.device_id, lane.op_index
         if op_index + 1 >= len(self._c.operation_ids):
+            self._c.device_names.pop(device_id, None)  # nothing left to start for it
             return
         if done.status == _T.SUCCESS:
             if lane.generation:
@@ -111,6 +119,7 @@ class StageRunWorkflow:
                 self._c.ready.append(self._lane(device_id, op_index + 1))
         else:
             # A failed operation fails the device's later operations in this stage run.
+            self._c.device_names.pop(device_id, None)  # a retry row brings it back
             self._c.cancelled_targets.extend(
                 self._target_id(device_id, later)
                 for later in range(op_index + 1, len(self._c.operation_ids))
@@ -223,6 +232,8 @@ class StageRunWorkflow:
         counts among the finished ones."""
         c = self._c
         op_index = retried.operation_order
+        if retried.device_name:
+            c.device_names[retried.device_id] = retried.device_name
         if retried.retry_of is not None:
             _take_one(c.counts, retried.replaced_status)
             _take_one(c.failed_kinds, failure_kind(retried.replaced_status,
@@ -304,7 +315,8 @@ class StageRunWorkflow:
                     enterprise_id=request.enterprise_id, timeout_seconds=request.timeout_seconds,
                     rollout=request.rollout, window=request.window, carry=c,
                     history_budget=request.history_budget,
-                    targets_task_queue=request.targets_task_queue, sensitive=request.sensitive))
+                    targets_task_queue=request.targets_task_queue, sensitive=request.sensitive,
+                    labels=request.labels, search_attributes=request.search_attributes))
             wake_at = await self._fill_window()
             self._describe()
             await self._wait(wake_at)
@@ -314,21 +326,35 @@ class StageRunWorkflow:
         c = self._c
         run_id = self._in.stage_run_id
         await record(change(_KIND, run_id, _S.PROCESSING))
-        self._status = _S.PROCESSING
+        self._set_status(_S.PROCESSING)
         plan = await call(RunActivities.materialize_targets, StageRunRef(run_id))
         if plan.invalid_reason:
             await record(change(_KIND, run_id, _S.INVALID, plan.invalid_reason))
-            self._status = _S.INVALID
+            self._set_status(_S.INVALID)
+            workflow.set_current_details(f"{self._title()}: ended **invalid** "
+                                         f"{plan.invalid_reason}")
             return StageRunResult(status=_S.INVALID, reason=plan.invalid_reason)
         c.operation_ids = plan.operation_ids
+        c.operation_types = plan.operation_types
         c.device_count = plan.device_count
         if plan.carried and workflow.patched(names.PATCH_RETRY_CARRIES):
             c.carried = True
         c.deadline_epoch = epoch_now() + self._in.timeout_seconds
         c.started = True
         await record(change(_KIND, run_id, _S.RUNNING))
-        self._status = _S.RUNNING
+        self._set_status(_S.RUNNING)
         return None
+
+    def _set_status(self, status: str) -> None:
+        """The status the store now holds; mirrored into the search attribute FleetpipeStatus
+        when this stage run carries fleetpipe's attributes."""
+        self._status = status
+        if self._in.search_attributes and workflow.patched(PATCH_NAMED_TARGET_START):
+            workflow.upsert_search_attributes(labels.status_update(status))
+
+    def _title(self) -> str:
+        return (labels.summary(self._in.labels) if self._in.labels
+                else f"stage run {self._in.stage_run_id}")
 
     def _finished(self) -> bool:
         c = self._c
@@ -380,6 +406,10 @@ class StageRunWorkflow:
                 firsts = page.first_ops or [0] * len(page.items)
                 c.page = [PageEntry(seq, device, first)
                           for (seq, device), first in zip(page.items, firsts, strict=True)]
+                if len(page.device_names) == len(page.items):
+                    c.device_names.update((device, name) for (_, device), name
+                                          in zip(page.items, page.device_names, strict=True)
+                                          if name)
                 self._exhausted = len(page.items) < PAGE_SIZE
             if not c.page:
                 break
@@ -389,6 +419,9 @@ class StageRunWorkflow:
                 continue  # a retry carried every operation of this device over
             lanes.append(Lane(entry.device_id, entry.op_index))
         for lane in lanes:
+            # In flight from now: the start runs as its own task, after this loop has
+            # described the window (counting it only there said "0 in flight" while they ran).
+            c.in_flight[self._lane_target_id(lane)] = lane
             task = asyncio.create_task(self._start_target(lane))
             self._starting.add(task)
             task.add_done_callback(self._start_done)
@@ -408,32 +441,56 @@ class StageRunWorkflow:
         if self._start_failure is not None:
             raise self._start_failure
 
+    def _lane_target_id(self, lane: Lane) -> str:
+        return str(target_run_id(self._stage_uuid, lane.device_id,
+                                 self._c.operation_ids[lane.op_index], lane.generation))
+
     async def _start_target(self, lane: Lane) -> None:
-        c = self._c
         device_id, op_index, generation = lane
-        target_id = str(target_run_id(self._stage_uuid, device_id, c.operation_ids[op_index],
-                                      generation))
-        c.in_flight[target_id] = lane
+        target_id = self._lane_target_id(lane)
+        target_input = TargetRunInput(
+            target_run_id=target_id, stage_run_id=self._in.stage_run_id,
+            enterprise_id=self._in.enterprise_id,
+            timeout_seconds=self._in.timeout_seconds,
+            stage_workflow_id=workflow.info().workflow_id,
+            retries=rollout.retries_allowed(self._rollout),
+            sensitive=self._in.sensitive,
+        )
+        retry_note = f" (sent again: retry {generation})" if generation else ""
+        summary = f"device {device_id}, operation {op_index + 1}" + retry_note
+        details: str | None = None
+        search_attributes = None
+        if workflow.patched(PATCH_NAMED_TARGET_START):
+            details = (f"target run `{target_id}`: device `{device_id}`, stage run "
+                       f"`{self._in.stage_run_id}`")
+            named = self._target_labels(device_id, op_index)
+            target_input.labels = named
+            target_input.search_attributes = self._in.search_attributes
+            summary = labels.summary(named, device_id=device_id) + retry_note
+            if self._in.search_attributes:
+                # A target's status is set here and upserted once, at its end: every upsert
+                # is one more event on the fan-out's hot path.
+                search_attributes = labels.search_attributes(labels.TARGET, named, _T.PENDING)
         try:
             await workflow.start_child_workflow(
-                names.TARGET_RUN_WORKFLOW,
-                TargetRunInput(
-                    target_run_id=target_id, stage_run_id=self._in.stage_run_id,
-                    enterprise_id=self._in.enterprise_id,
-                    timeout_seconds=self._in.timeout_seconds,
-                    stage_workflow_id=workflow.info().workflow_id,
-                    retries=rollout.retries_allowed(self._rollout),
-                    sensitive=self._in.sensitive,
-                ),
+                names.TARGET_RUN_WORKFLOW, target_input,
                 id=target_run_workflow_id(target_id),
                 task_queue=(self._in.targets_task_queue
                             or names.targets_task_queue(workflow.info().task_queue)),
                 parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=f"device {device_id}, operation {op_index + 1}"
-                + (f" (sent again: retry {generation})" if generation else ""),
+                static_summary=summary,
+                static_details=details,
+                search_attributes=search_attributes,
             )
         except WorkflowAlreadyStartedError:
             pass  # still running from before a continue-as-new: it will report to us
+
+    def _target_labels(self, device_id: str, op_index: int) -> RunLabels:
+        c = self._c
+        kind = c.operation_types[op_index] if op_index < len(c.operation_types) else ""
+        return replace(self._in.labels or RunLabels(),
+                       device_name=c.device_names.get(device_id, ""),
+                       operation=f"{op_index + 1} {kind}".strip())
 
     async def _flush_cancelled_targets(self) -> None:
         """End the later operations of devices whose earlier operation did not succeed."""
@@ -457,11 +514,15 @@ class StageRunWorkflow:
             c.abort_reason = rollout.abort_reason(self._rollout, executed, c.failed_kinds)
 
     def _describe(self) -> None:
+        workflow.set_current_details(f"{self._title()}: {self._progress()}")
+
+    def _progress(self) -> str:
         c = self._c
-        workflow.set_current_details(
-            f"{c.dispatched} of {c.device_count * max(len(c.operation_ids), 1)} targets "
-            f"started, {len(c.in_flight)} in flight, finished: {dict(sorted(c.counts.items()))}"
-            + (" (paused)" if c.paused else ""))
+        total = c.device_count * max(len(c.operation_ids), 1)
+        finished = ", ".join(f"{count} {status}" for status, count in sorted(c.counts.items()))
+        return (f"{len(c.in_flight)} target runs in flight, {sum(c.counts.values())} of "
+                f"{total} finished ({finished or 'none yet'}), {c.dispatched} started"
+                + (" (paused: in-flight ones finish, no new ones start)" if c.paused else ""))
 
     async def _stop_targets(self, status: str, reason: str) -> None:
         """End what has not started with `status`; tell in-flight targets to stop and give
@@ -502,8 +563,9 @@ class StageRunWorkflow:
                 counts.counts, by_status=workflow.patched(_PATCH_REASON_BY_STATUS)))
             statuses = await record(change(_KIND, run_id, _S.COMPLETE),
                                     change(_KIND, run_id, final, reason))
-        self._status = statuses[-1]
-        workflow.set_current_details(f"ended **{self._status}** {reason}")
+        self._set_status(statuses[-1])
+        workflow.set_current_details(f"{self._title()}: ended **{self._status}** {reason}"
+                                     f" ({self._progress()})")
         await workflow.wait_condition(workflow.all_handlers_finished)
         return StageRunResult(status=self._status, reason=reason, counts=dict(c.counts))
 

@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
         can_transition,
         is_terminal,
     )
-    from workflows import names
+    from workflows import labels, names
     from workflows.cancellation import DATA_ERRORS, run_to_its_end
     from workflows.messages import (
         CommandCancelRequest,
@@ -306,6 +306,18 @@ class TargetRunWorkflow:
 
     async def _report(self, request: TargetRunInput, result: TargetRunResult,
                       closed_before_start: bool) -> None:
+        if request.search_attributes:
+            # The final status, once, in the task that ends the run anyway: one event on the
+            # fan-out's hot path (it started `pending`). Versioned by the input, not by a patch
+            # here: only a stage past its own patch (PATCH_NAMED_TARGET_START) sets the flag,
+            # older inputs decode it False, so every history replays with its own commands; a
+            # patch would cost each target two events more (its marker and the SDK's
+            # TemporalChangeVersion upsert, measured: docs/decisions.md).
+            workflow.upsert_search_attributes(labels.status_update(result.status))
+        workflow.set_current_details(
+            f"ended **{result.status}**" + (f", command `{result.command_id}`: "
+                                            f"{result.command_status}"
+                                            if result.command_id else ""))
         try:
             await workflow.get_external_workflow_handle(request.stage_workflow_id).signal(
                 names.SIGNAL_TARGET_FINISHED,

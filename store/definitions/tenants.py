@@ -66,6 +66,13 @@ def find_enterprise(engine: Engine, name: str) -> Enterprise | None:
         return session.exec(select(Enterprise).where(Enterprise.name == name)).first()
 
 
+def enterprise_name(engine: Engine, enterprise_id: UUID) -> str:
+    """The enterprise's name ("" if it has no row: runs of tests made without one)."""
+    with transaction(engine) as session:
+        found = session.get(Enterprise, enterprise_id)
+        return found.name if found else ""
+
+
 def create_token(engine: Engine, enterprise_id: UUID, name: str = "") -> str:
     """A new API key for the enterprise; the plain key is returned once and never stored."""
     key = KEY_PREFIX + secrets.token_urlsafe(32)

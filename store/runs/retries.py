@@ -79,7 +79,7 @@ def _retried(row: TargetRun) -> RetriedTarget:
         target_run_id=str(_next_target_run_id(row)), device_id=str(row.target_id),
         operation_order=row.operation_order, generation=row.generation + 1,
         retry_of=str(row.id), replaced_status=row.status,
-        replaced_command_status=row.command_status)
+        replaced_command_status=row.command_status, device_name=row.device_name)
 
 
 def _replace(session: Session, row: TargetRun) -> RetriedTarget:
@@ -140,7 +140,8 @@ def resume_target_runs(
                 resumed.append(_replace(session, row))
             else:
                 resumed.append(RetriedTarget(str(row.id), str(row.target_id),
-                                             row.operation_order, row.generation))
+                                             row.operation_order, row.generation,
+                                             device_name=row.device_name))
         return resumed
 
 

@@ -77,7 +77,8 @@ def materialize_targets(engine: Engine, stage_run_id: UUID) -> StagePlan:
                              "" if existing_ops and stage_run.device_count else
                              _invalid_reason(existing_ops, stage_run.device_count),
                              carried=carry.carried_count(session, stage_run_id)
-                             if stage_run.carry else 0)
+                             if stage_run.carry else 0,
+                             operation_types=[op.operation_type for op in existing_ops])
         if stage_run.carry == Carry.TARGETS and stage_run.carried_from is not None:
             return carry.copy_targets(session, stage_run, carry_all=False, at=utcnow())
         stage = _stage_snapshot(session, stage_run)
@@ -119,7 +120,8 @@ def materialize_targets(engine: Engine, stage_run_id: UUID) -> StagePlan:
             session.execute(insert(TargetRun), rows)
         stage_run.device_count = len(devices)
         session.add(stage_run)
-        return StagePlan([str(op.id) for op in operations], len(devices))
+        return StagePlan([str(op.id) for op in operations], len(devices),
+                         operation_types=[op.operation_type for op in operations])
 
 
 def _invalid_reason(operations: Sequence[Any], device_count: int) -> str:
@@ -171,9 +173,17 @@ def next_target_page(
     operation an operator cancelled while pending is still returned: its target run ends at
     once, reporting so, and the stage then closes the device's later operations (they would
     otherwise stay pending). Retried rows are the stage's own business."""
+    return [(seq, device) for seq, device, _ in
+            next_named_target_page(engine, stage_run_id, after_seq, limit)]
+
+
+def next_named_target_page(
+    engine: Engine, stage_run_id: UUID, after_seq: int, limit: int
+) -> list[tuple[int, str, str]]:
+    """As next_target_page, with each device's name: [(device_seq, device_id, device_name)]."""
     with transaction(engine) as session:
         rows = session.exec(
-            select(TargetRun.device_seq, TargetRun.target_id).where(
+            select(TargetRun.device_seq, TargetRun.target_id, TargetRun.device_name).where(
                 TargetRun.stage_run_id == stage_run_id,
                 TargetRun.operation_order == 0,
                 TargetRun.device_seq > after_seq,
@@ -181,7 +191,7 @@ def next_target_page(
                 col(TargetRun.superseded_by).is_(None),
             ).order_by(col(TargetRun.device_seq)).limit(limit)
         ).all()
-        return [(seq, str(device_id)) for seq, device_id in rows]
+        return [(seq, str(device_id), name) for seq, device_id, name in rows]
 
 
 def close_pending_targets(

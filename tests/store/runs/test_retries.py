@@ -66,7 +66,7 @@ def test_a_retry_is_a_new_pending_row_and_the_old_one_keeps_its_end_and_command(
     assert retried == records.RetriedTarget(
         target_run_id=str(new_id), device_id=str(old.target_id), operation_order=0,
         generation=1, retry_of=str(old.id), replaced_status="failure",
-        replaced_command_status="failure")
+        replaced_command_status="failure", device_name=old.device_name)
     new = row(engine, TargetRun, new_id)
     assert (new.status, new.retry_of, new.superseded_by, new.generation) == (
         "pending", old.id, None, 1)
@@ -253,8 +253,9 @@ def test_resume_retries_a_cascaded_row_and_leaves_a_pending_one_as_it_is(engine)
                                    reboot_a.stage_run_operation_id, 1)
     assert resumed == [
         records.RetriedTarget(str(reboot_a_retry), str(reboot_a.target_id), 1, 1, str(reboot_a.id),
-                         "failure", None),
-        records.RetriedTarget(str(reboot_b.id), str(reboot_b.target_id), 1, 0),
+                         "failure", None, device_name=reboot_a.device_name),
+        records.RetriedTarget(str(reboot_b.id), str(reboot_b.target_id), 1, 0,
+                              device_name=reboot_b.device_name),
     ]
     assert row(engine, TargetRun, reboot_a_retry).status == "pending"
     assert row(engine, TargetRun, reboot_a.id).status == "failure"

@@ -499,6 +499,18 @@ def test_next_target_page_pages_by_device_seq(engine):
     assert stage_targets.next_target_page(engine, stage_run_id, 4, 10) == []
 
 
+def test_the_named_page_gives_each_device_its_name_and_the_plan_its_operation_types(engine):
+    _, stage_run_id, devices = started_stage(engine, devices=3, operations=(INSTALL, REBOOT))
+    plan = stage_targets.materialize_targets(engine, stage_run_id)
+    assert plan.operation_types == ["INSTALL", "REBOOT"]
+    assert stage_targets.materialize_targets(engine, stage_run_id).operation_types == [
+        "INSTALL", "REBOOT"]  # the second call finds the same plan
+    named = stage_targets.next_named_target_page(engine, stage_run_id, 0, 10)
+    assert [(seq, device) for seq, device, _ in named] == [(1, str(devices[1])),
+                                                          (2, str(devices[2]))]
+    assert all(name for _, _, name in named) and len({name for *_, name in named}) == 2
+
+
 def test_next_target_page_keeps_cancelled_devices_and_leaves_out_superseded_ones(engine):
     """A device cancelled before it started is still paged (the stage must close its later
     operations); one sent again after that is the stage's own to start."""
