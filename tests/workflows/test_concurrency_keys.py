@@ -25,7 +25,7 @@ from domain.ids import pipeline_run_workflow_id
 from settings import Settings
 from store.db import transaction
 from store.runs.creation import create_pipeline_run
-from store.runs.tables import PipelineRun, StatusEvent
+from store.runs.tables import ACTION_EVENT, PipelineRun, StatusEvent
 from tests.builders import StageSpec, make_pipeline
 from tests.workflows.helpers import result_of, run_row, stage_rows, wait_for
 from worker import WORKFLOWS, running_worker
@@ -62,9 +62,11 @@ async def _start_tuned(client: Client, engine: Engine, task_queue: str,
 
 
 def _events(engine: Engine, run_id: UUID) -> list[StatusEvent]:
+    """The run's own status changes (the log also holds operator actions on it)."""
     with transaction(engine) as session:
         return list(session.exec(select(StatusEvent).where(
-            StatusEvent.run_id == run_id).order_by(col(StatusEvent.id))).all())
+            StatusEvent.run_id == run_id, StatusEvent.kind != ACTION_EVENT)
+            .order_by(col(StatusEvent.id))).all())
 
 
 def _first_stage_started(engine: Engine, run_id: UUID) -> datetime:
