@@ -26,6 +26,7 @@ from api.outcomes import respond_outcome
 from api.pagination import respond_page
 from api.schemas import PipelineRunAction, PipelineRunCreate, RetryRequest
 from api.steps_view import RunStepsPublic, steps_view
+from domain.bounds import INT32_MAX
 from domain.statuses import RunKind
 from store.runs import reads
 from store.runs.steps import run_steps
@@ -69,7 +70,8 @@ def list_pipeline_runs(
     ordering: Annotated[str | None, ordering_query(reads.PIPELINE_RUN_ORDERINGS,
                                                    ORDERING_DOC)] = None,
     run_number: Annotated[int | None, Query(
-        ge=1, description="Only the run with this number (how `PIPELINE#N` is found)")] = None,
+        ge=1, le=INT32_MAX,
+        description="Only the run with this number (how `PIPELINE#N` is found)")] = None,
 ) -> JSONResponse:
     """A pipeline's runs stay listed after the pipeline itself is deleted."""
     page = reads.list_pipeline_runs(

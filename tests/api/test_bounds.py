@@ -140,6 +140,16 @@ async def test_an_offset_past_the_store_range_is_400_on_every_list(any_api: Api)
         assert page["results"] == []
 
 
+async def test_a_run_number_filter_past_int32_is_400(any_api: Api):
+    # Found by the fuzz on PostgreSQL: the integer column refused the value with a 500.
+    pipeline_id, _, _ = await pipeline_with_stage(any_api)
+    runs = f"/pipelines/{pipeline_id}/runs"
+    for number in (2**31, 96307077971):
+        body = assert_error(await any_api.get(f"{runs}?run_number={number}"), 400, "run_number")
+        assert field_of(body) == "run_number"
+    assert (await any_api.ok("GET", f"{runs}?run_number={INT32_MAX}"))["results"] == []
+
+
 # ---- strict types and finite numbers -----------------------------------------------------------
 
 
