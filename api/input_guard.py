@@ -14,8 +14,9 @@ import json
 from email.message import Message as MimeMessage
 from urllib.parse import parse_qsl
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from api.middleware import replaying
 from api.surfaces import Failure, failure_response
 from domain.bounds import MAX_BODY_DEPTH, UnsafeValue, check_json
 
@@ -87,13 +88,4 @@ class InputGuardMiddleware:
                 await failure_response(scope, Failure(400, str(fault), field=fault.field))(
                     scope, receive, send)
                 return
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
+        await self.app(scope, replaying(body, receive), send)

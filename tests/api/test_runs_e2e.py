@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from temporalio.client import Client
 
 from tests.api.conftest import Api, api_for, settings_for
+from tests.api.live_stack import live_stack
 from tests.api.test_definitions import INSTALL
 from tests.api.test_envelope_auth import assert_error
 from worker import running_worker
@@ -27,11 +28,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 @pytest.fixture
 async def live(sqlite_engine: Engine, temporal_client: Client,
                task_queue: str) -> AsyncIterator[Api]:
-    settings = settings_for(task_queue=task_queue)
-    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
-        async with api_for(sqlite_engine, temporal_client=temporal_client,
-                           settings=settings) as api:
-            yield api
+    async with live_stack(sqlite_engine, temporal_client, task_queue) as api:
+        yield api
 
 
 async def until(api: Api, path: str, check: Callable[[Any], bool], timeout: float = 30.0) -> Any:
