@@ -19,12 +19,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from domain.concurrency import (
+    AHEAD_KEPT,
     LANE_WORKFLOW,
     SIGNAL_LANE_JOIN,
     LaneEntry,
     LaneInput,
     lane_workflow_id,
 )
+from domain.ids import pipeline_run_workflow_id
 from store.executor import run_db
 from store.runs.lanes import lane_place
 
@@ -69,7 +71,9 @@ class LaneActivities:
         lane_id = lane_workflow_id(request.enterprise_id, request.concurrency_key)
         entry = LaneEntry(workflow_id=request.workflow_id,
                           pipeline_run_id=request.pipeline_run_id,
-                          created_epoch=place.created_epoch)
+                          created_epoch=place.created_epoch,
+                          ahead=[pipeline_run_workflow_id(UUID(run_id))
+                                 for run_id in place.ahead[-AHEAD_KEPT:]])
         await activity.client().start_workflow(
             LANE_WORKFLOW, LaneInput(request.enterprise_id, request.concurrency_key,
                                      check_seconds=request.check_seconds,

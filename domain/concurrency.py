@@ -45,6 +45,10 @@ class LaneEntry:
     workflow_id: str
     pipeline_run_id: str
     created_epoch: float  # the run row's created_at: the lane's order
+    # Workflows of the runs with the key created just before it that were still active when
+    # it joined (the nearest AHEAD_KEPT): their joins may arrive after its own, and the turn
+    # goes in creation order, not in the order the joins happen to arrive.
+    ahead: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -75,6 +79,7 @@ class LaneInput:
 
 
 RECENTLY_LEFT_KEPT = 200
+AHEAD_KEPT = 20
 
 
 @dataclass
@@ -97,6 +102,14 @@ def admit(waiting: list[LaneEntry], entry: LaneEntry, holder: LaneEntry | None,
         at -= 1
     waiting.insert(at, entry)
     return True
+
+
+def not_joined(entry: LaneEntry, holder: LaneEntry | None, waiting: list[LaneEntry],
+               left: list[str], given_up: set[str]) -> list[str]:
+    """The runs created before `entry` that have neither joined the lane nor left it (nor
+    been found closed): `entry` must not take the turn before them."""
+    here = {w.workflow_id for w in waiting} | ({holder.workflow_id} if holder else set())
+    return [w for w in entry.ahead if w not in here and w not in left and w not in given_up]
 
 
 def queued_reason(key: str, ahead: list[str]) -> str:

@@ -1,7 +1,8 @@
 """ConcurrencyLaneWorkflow: one per (enterprise, concurrency key); its runs go one at a time.
 
 A pipeline run with a key joins its lane (signal-with-start, from an activity) and waits for
-"go". The lane keeps the line in creation order, gives the turn to the first in line, and takes
+"go". The lane keeps the line in creation order, gives the turn to the first in line (once the
+runs created before it that are still open have joined: joins race), and takes
 it back when the holder says it left (a signal the run sends as it ends, whatever its end) or,
 while others wait, when it finds the holder's workflow closed (terminated runs say nothing).
 A run that leaves while still in line (cancelled while queued) just leaves the line.
@@ -34,8 +35,15 @@ with workflow.unsafe.imports_passed_through():
         LaneLeave,
         LaneState,
         admit,
+        not_joined,
     )
     from workflows.steps import call
+
+
+# Histories recorded before the lane waited for earlier runs' joins replay without the wait.
+PATCH_CREATION_ORDER = "lane-turn-in-creation-order"
+# How long the lane waits for a late join before it asks whether that run is still open.
+EARLIER_JOIN_CHECK_SECONDS = 10
 
 
 @workflow.defn(name=LANE_WORKFLOW)
@@ -47,6 +55,9 @@ class ConcurrencyLaneWorkflow:
         self._waiting: list[LaneEntry] = list(request.waiting)
         self._left: list[str] = list(request.recently_left)
         self._news = False
+        # Runs created earlier that the lane stopped waiting for: their workflows were found
+        # closed (or never started). They may still join; they are only no longer waited for.
+        self._given_up: set[str] = set()
 
     @workflow.signal(name=SIGNAL_LANE_JOIN)
     def join(self, entry: LaneEntry) -> None:
@@ -71,6 +82,11 @@ class ConcurrencyLaneWorkflow:
         # Signals delivered with the start (or after a continue-as-new) are already in.
         while self._holder is not None or self._waiting:
             if self._holder is None:
+                missing = not_joined(self._waiting[0], self._holder, self._waiting,
+                                     self._left, self._given_up)
+                if missing and workflow.patched(PATCH_CREATION_ORDER):
+                    await self._wait_for_earlier(missing, request.check_seconds)
+                    continue
                 await self._give_turn(self._waiting.pop(0))
                 continue
             self._describe()
@@ -95,6 +111,23 @@ class ConcurrencyLaneWorkflow:
             workflow.logger.info("run %s left before its turn: %s", entry.pipeline_run_id, gone)
             if self._holder is entry:
                 self._holder = None
+
+    async def _wait_for_earlier(self, missing: list[str], check_seconds: int) -> None:
+        """The first in line was created after runs whose joins have not arrived yet (their
+        join activities ran later than its own): wait for them; give up on those whose
+        workflows are found closed."""
+        self._news = False
+        workflow.set_current_details(
+            f"idle: {len(missing)} run(s) created earlier have not joined yet")
+        timeout = timedelta(seconds=min(check_seconds, EARLIER_JOIN_CHECK_SECONDS))
+        try:
+            await workflow.wait_condition(lambda: self._news, timeout=timeout)
+            return
+        except TimeoutError:
+            pass
+        for workflow_id in missing:
+            if not await call(LaneActivities.workflow_is_open, WorkflowRef(workflow_id)):
+                self._given_up.add(workflow_id)
 
     async def _wait(self, check_seconds: int) -> None:
         """Until a run joins or leaves; while others wait, check now and then that the

@@ -9,6 +9,7 @@ from domain.concurrency import (
     admit,
     check_concurrency_key,
     lane_workflow_id,
+    not_joined,
     queued_reason,
 )
 
@@ -30,6 +31,18 @@ def test_the_line_is_in_creation_order_and_a_join_counts_once():
     assert len(line) == 4
     assert not admit(line, _entry("gone", 3), holder, ["pipeline-run-gone"])  # a late join
     assert len(line) == 4
+
+
+def test_the_first_in_line_waits_only_for_earlier_runs_not_yet_seen():
+    first = LaneEntry("pipeline-run-b", "b", 2, ahead=["pipeline-run-h", "pipeline-run-a",
+                                                       "pipeline-run-gone", "pipeline-run-x"])
+    holder = _entry("h", 0)
+    line = [first]
+    # The holder is here, "gone" left, "x" was found closed: only "a" is still awaited.
+    assert not_joined(first, holder, line, ["pipeline-run-gone"], {"pipeline-run-x"}) == [
+        "pipeline-run-a"]
+    assert admit(line, _entry("a", 1), holder)
+    assert not_joined(first, holder, line, ["pipeline-run-gone"], {"pipeline-run-x"}) == []
 
 
 @pytest.mark.parametrize("bad, words", [

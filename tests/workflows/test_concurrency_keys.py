@@ -15,6 +15,7 @@ from uuid import UUID
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.worker import Replayer
 
 from control.connection import TemporalConnection
@@ -59,6 +60,20 @@ async def _start_tuned(client: Client, engine: Engine, task_queue: str,
             lane_history_budget=history_budget),
         id=pipeline_run_workflow_id(run.id), task_queue=task_queue)
     return run
+
+
+async def _start_created(client: Client, task_queue: str, run: PipelineRun,
+                         *, check_seconds: int = 300) -> None:
+    """Start the workflow of a run already in the store (as control.launch would)."""
+    await client.start_workflow(
+        PipelineRunWorkflow.run, PipelineRunInput(
+            str(run.id), str(run.enterprise_id), concurrency_key=run.concurrency_key,
+            lane_check_seconds=check_seconds),
+        id=pipeline_run_workflow_id(run.id), task_queue=task_queue)
+
+
+def _created(engine: Engine, ids: tuple[UUID, UUID], key: str) -> PipelineRun:
+    return create_pipeline_run(engine, ids[0], ids[1], concurrency_key=key)
 
 
 def _events(engine: Engine, run_id: UUID) -> list[StatusEvent]:
@@ -180,6 +195,50 @@ async def test_other_keys_and_runs_without_a_key_are_not_held_up(
             assert (await result_of(temporal_client, run.id)).status == "success"
     unkeyed = _events(sqlite_engine, runs[2].id)
     assert [e.to_status for e in unkeyed[:3]] == ["queued", "processing", "running"]
+
+
+async def test_a_run_whose_join_arrives_late_still_goes_first(
+        temporal_client, sqlite_engine, task_queue):
+    """Joins race (each is an activity): the turn follows creation, not arrival."""
+    ids = _pipeline(sqlite_engine)
+    first, second = _created(sqlite_engine, ids, "k"), _created(sqlite_engine, ids, "k")
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        await _start_created(temporal_client, task_queue, second)
+        await wait_for(lambda: run_row(sqlite_engine, second.id).status == "queued")
+        lane = temporal_client.get_workflow_handle(lane_workflow_id(str(ids[0]), "k"))
+        await _until_lane_waits(lane, [str(second.id)])
+        await asyncio.sleep(1)  # the lane holds the turn for the run created first
+        assert run_row(sqlite_engine, second.id).status == "queued"
+        assert stage_rows(sqlite_engine, second.id) == []
+        await _start_created(temporal_client, task_queue, first)
+        for run in (first, second):
+            assert (await result_of(temporal_client, run.id)).status == "success"
+    _assert_one_after_another(sqlite_engine, [first, second])
+
+
+async def test_an_earlier_run_that_never_started_does_not_hold_the_lane(
+        temporal_client, sqlite_engine, task_queue):
+    ids = _pipeline(sqlite_engine)
+    never = _created(sqlite_engine, ids, "k")  # its start was lost: no workflow
+    run = _created(sqlite_engine, ids, "k")
+    async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
+        await _start_created(temporal_client, task_queue, run, check_seconds=1)
+        assert (await result_of(temporal_client, run.id)).status == "success"
+    assert run_row(sqlite_engine, never.id).status == "pending"
+
+
+async def _until_lane_waits(lane, waiting: list[str]) -> None:  # noqa: ANN001
+    """Until the lane holds exactly `waiting` in line and gave the turn to no one."""
+    state = None
+    for _ in range(300):
+        try:
+            state = await lane.query(QUERY_LANE_STATE, result_type=LaneState)
+        except RPCError:  # not started yet
+            state = None
+        if state == LaneState(None, waiting):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"the lane never held {waiting} with no holder: last {state}")
 
 
 async def test_a_worker_restart_while_runs_wait_loses_nothing(
