@@ -258,6 +258,11 @@ class TargetRunInput:
     sensitive: SensitiveValues | None = None  # the run's, for the dispatch only
     labels: RunLabels | None = None
     search_attributes: bool = False  # as StageRunInput's: set at start, upserted at the end
+    # Set by a stage past PATCH_LEAN_TARGETS (older inputs decode False and keep the old
+    # shape): the stage reads this run's end from its completion, not from a signal (unless
+    # told otherwise before a continue-as-new), and its own deadline stands in for the
+    # target's backstop timer.
+    reports_by_completion: bool = False
 
 
 @dataclass
@@ -266,6 +271,7 @@ class TargetRunResult:
     failure_type: str = ""
     command_id: str | None = None
     command_status: str | None = None
+    closed_before_start: bool = False  # as TargetFinished's
 
 
 @dataclass

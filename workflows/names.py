@@ -27,6 +27,9 @@ QUERY_STAGE_STATE = "stage_state"  # -> StageState
 # TargetRunWorkflow messages
 SIGNAL_COMMAND_EVENTS = "command_events"  # CommandEvents
 SIGNAL_TARGET_STOP = "target_stop"  # TargetStop
+# From a stage run about to continue-as-new: its end can no longer reach the stage as this
+# child's completion, so the target signals it (SIGNAL_TARGET_FINISHED) instead.
+SIGNAL_TARGET_REPORT_BY_SIGNAL = "target_report_by_signal"  # no argument
 UPDATE_CANCEL_COMMAND = "cancel_command"  # CommandCancelRequest -> None
 
 # Custom search attributes (registered wherever a server is started or set up: cli/dev_stack.py,

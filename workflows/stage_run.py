@@ -1,10 +1,12 @@
 """StageRunWorkflow: every target run of one stage run, through a bounded window.
 
 The stage's target runs live in the store; this workflow reads them in pages and keeps at most
-`window` target-run children in flight. Children report back by signal and are started with
-ABANDON, so the stage can continue-as-new (carrying its small state) long before its history
-nears Temporal's limits: a stage of 100,000 devices is many short runs of this workflow, each
-with a bounded history and never more than `window` pending children.
+`window` target-run children in flight. A child's end reaches the stage as its completion;
+children are started with ABANDON, so the stage can continue-as-new (carrying its small state)
+long before its history nears Temporal's limits, and before it does it tells the children
+still in flight to report by signal instead (a completion would reach the closed run). A stage
+of 100,000 devices is many short runs of this workflow, each with a bounded history and never
+more than `window` pending children.
 """
 
 from __future__ import annotations
@@ -12,10 +14,16 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 from uuid import UUID
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    WorkflowAlreadyStartedError,
+)
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import (
@@ -54,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         TargetRetryRequest,
         TargetRetryResult,
         TargetRunInput,
+        TargetRunResult,
         TargetStop,
     )
     from workflows.steps import call, change, epoch_now, record
@@ -72,6 +81,9 @@ STOP_GRACE = timedelta(minutes=5)
 # histories from before start and record as they did. One patch for both: each patch id costs
 # two events (its marker and the SDK's TemporalChangeVersion upsert).
 PATCH_NAMED_TARGET_START = "webui-stage-names-and-searchable-targets"
+# Lean targets: a child's end is read from its completion (no target_finished signal, no third
+# workflow task in the target) and one deadline timer per stage run replaces a timer per wait.
+PATCH_LEAN_TARGETS = "stage-reads-target-completions"
 
 
 @workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
@@ -92,6 +104,11 @@ class StageRunWorkflow:
         # "device:op" keys of target runs being sent again (retry_target handlers running).
         self._retrying: set[str] = set()
         self._closing = False  # the loop has ended: no more retries
+        self._lean = False  # PATCH_LEAN_TARGETS, decided as the run starts
+        # Children started by this run whose end it reads from their completion.
+        self._awaiting: dict[str, asyncio.Task[None]] = {}
+        self._deadline_passed = False
+        self._deadline_task: asyncio.Task[None] | None = None
 
     # ---- messages ------------------------------------------------------------------------
     @workflow.signal(name=names.SIGNAL_TARGET_FINISHED)
@@ -294,10 +311,14 @@ class StageRunWorkflow:
 
     async def _run(self, request: StageRunInput) -> StageRunResult:
         c = self._c
+        self._lean = workflow.patched(PATCH_LEAN_TARGETS)
         if not c.started:
             invalid = await self._start()
             if invalid is not None:
                 return invalid
+        if self._lean:
+            # Left pending at the end, as a target's backstop was: a cancel is one more event.
+            self._deadline_task = asyncio.create_task(self._deadline_timer())
         while True:
             if self._start_failure is not None:
                 raise self._start_failure
@@ -309,6 +330,7 @@ class StageRunWorkflow:
                 break
             if self._history_full():
                 await self._drain_starts()
+                await self._hand_reports_over()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(StageRunInput(
                     stage_run_id=request.stage_run_id, pipeline_run_id=request.pipeline_run_id,
@@ -368,7 +390,15 @@ class StageRunWorkflow:
         return info.is_continue_as_new_suggested() or (
             info.get_current_history_length() > self._in.history_budget)
 
+    async def _deadline_timer(self) -> None:
+        await workflow.sleep(max(self._c.deadline_epoch - epoch_now(), 0.001))
+        self._deadline_passed = True
+        self._news = True
+
     async def _wait(self, wake_at: float | None) -> None:
+        if self._lean:
+            await self._wait_lean(wake_at)
+            return
         now = epoch_now()
         timeout = self._c.deadline_epoch - now
         if wake_at is not None:
@@ -380,6 +410,19 @@ class StageRunWorkflow:
                 self._c.stop_status = _S.TIMEOUT
                 self._c.stop_reason = (
                     f"stage run timed out after {self._in.timeout_seconds} s")
+        self._news = False
+
+    async def _wait_lean(self, wake_at: float | None) -> None:
+        """Until news, the deadline's timer, or `wake_at` (a rate limit's next slot: the only
+        wait with a timer of its own)."""
+        timeout = None if wake_at is None else max(wake_at - epoch_now(), 0.05)
+        try:
+            await workflow.wait_condition(lambda: self._news, timeout=timeout)
+        except TimeoutError:
+            pass
+        if self._deadline_passed and not self._c.stop_status:
+            self._c.stop_status = _S.TIMEOUT
+            self._c.stop_reason = f"stage run timed out after {self._in.timeout_seconds} s"
         self._news = False
 
     async def _fill_window(self) -> float | None:
@@ -435,6 +478,39 @@ class StageRunWorkflow:
             self._start_failure = task.exception()
             self._news = True  # the loop raises it: the workflow task fails and is retried
 
+    async def _read_completion(self, target_id: str,
+                               handle: workflow.ChildWorkflowHandle[Any, TargetRunResult]
+                               ) -> None:
+        try:
+            result = await handle
+            done = TargetFinished(target_id, result.status, result.failure_type,
+                                  result.closed_before_start)
+        except ChildWorkflowError as ended:
+            # It failed (it recorded `failure` first), timed out, or was terminated by hand
+            # (the reconciler closes its row): counted, so the stage does not wait for ever.
+            timed_out = isinstance(ended.cause, TimeoutError)
+            done = TargetFinished(target_id, _T.TIMEOUT if timed_out else _T.FAILURE,
+                                  "TIMED_OUT" if timed_out else "FAILED")
+        finally:
+            self._awaiting.pop(target_id, None)
+        self.on_target_finished(done)
+
+    async def _hand_reports_over(self) -> None:
+        """Before a continue-as-new: children still in flight report by signal from now on.
+        Those the signal no longer finds have completed, and their completion is on its way to
+        this run: wait for it."""
+        pending = dict(self._awaiting)
+        if not pending:
+            return
+        sent = await asyncio.gather(*(
+            workflow.get_external_workflow_handle(target_run_workflow_id(tid)).signal(
+                names.SIGNAL_TARGET_REPORT_BY_SIGNAL)
+            for tid in pending), return_exceptions=True)
+        closed = [pending[tid] for tid, outcome in zip(pending, sent, strict=True)
+                  if isinstance(outcome, BaseException)]
+        if closed:
+            await asyncio.gather(*closed)
+
     async def _drain_starts(self) -> None:
         if self._starting:
             await asyncio.gather(*list(self._starting), return_exceptions=True)
@@ -455,6 +531,7 @@ class StageRunWorkflow:
             stage_workflow_id=workflow.info().workflow_id,
             retries=rollout.retries_allowed(self._rollout),
             sensitive=self._in.sensitive,
+            reports_by_completion=self._lean,
         )
         retry_note = f" (sent again: retry {generation})" if generation else ""
         summary = f"device {device_id}, operation {op_index + 1}" + retry_note
@@ -472,8 +549,8 @@ class StageRunWorkflow:
                 # is one more event on the fan-out's hot path.
                 search_attributes = labels.search_attributes(labels.TARGET, named, _T.PENDING)
         try:
-            await workflow.start_child_workflow(
-                names.TARGET_RUN_WORKFLOW, target_input,
+            handle = await workflow.start_child_workflow(
+                names.TARGET_RUN_WORKFLOW, target_input, result_type=TargetRunResult,
                 id=target_run_workflow_id(target_id),
                 task_queue=(self._in.targets_task_queue
                             or names.targets_task_queue(workflow.info().task_queue)),
@@ -483,7 +560,10 @@ class StageRunWorkflow:
                 search_attributes=search_attributes,
             )
         except WorkflowAlreadyStartedError:
-            pass  # still running from before a continue-as-new: it will report to us
+            return  # still running from before a continue-as-new: it will signal its end
+        if self._lean:
+            self._awaiting[target_id] = asyncio.create_task(
+                self._read_completion(target_id, handle))
 
     def _target_labels(self, device_id: str, op_index: int) -> RunLabels:
         c = self._c

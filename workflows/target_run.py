@@ -1,9 +1,10 @@
 """TargetRunWorkflow: one device x one operation, through its command, to a final status.
 
-It sends the command (an activity, idempotent by command id), follows the command's events
-(signals from the gateway, batched), and ends on the command's final status, a stop from its
-stage run (cancel or timeout), or its backstop timer. It reports back to its stage run by
-signal, because the stage run may have continued-as-new since it started this target.
+It sends the command (a local activity, idempotent by command id), follows the command's
+events (signals from the gateway, batched), and ends on the command's final status or a stop
+from its stage run (cancel or timeout). Its stage run reads its end from its completion; a
+stage about to continue-as-new tells it to report by signal instead (the completion would reach
+a closed run). Targets of older stages report by signal always and keep a backstop timer.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class TargetRunWorkflow:
         self._news = False  # set by every message, cleared by the loop once it looked
         self._backstop_fired = False
         self._backstop_task: asyncio.Task[None] | None = None
+        # Its stage run is about to continue-as-new (may arrive before the run starts).
+        self._told_to_signal = False
 
     # ---- messages ------------------------------------------------------------------------
     @workflow.signal(name=names.SIGNAL_COMMAND_EVENTS)
@@ -91,6 +94,10 @@ class TargetRunWorkflow:
         if self._stop is None or self._stop.only_before_dispatch:
             self._stop = stop
         self._news = True
+
+    @workflow.signal(name=names.SIGNAL_TARGET_REPORT_BY_SIGNAL)
+    def on_report_by_signal(self) -> None:
+        self._told_to_signal = True
 
     @workflow.update(name=names.UPDATE_CANCEL_COMMAND)
     async def cancel_command(self, request: CommandCancelRequest) -> None:
@@ -141,10 +148,13 @@ class TargetRunWorkflow:
 
     async def _run(self, request: TargetRunInput) -> TargetRunResult:
         deadline = workflow.now() + timedelta(seconds=request.timeout_seconds)
-        # One timer for the whole run: a timeout on every wait would add two events per wake.
-        # It is left pending at the end: the server drops a closed workflow's timers, and a
-        # cancel would cost one more event per target.
-        self._backstop_task = asyncio.create_task(self._backstop(deadline + BACKSTOP_GRACE))
+        # With reports_by_completion the stage run's deadline stops this target; a stage gone
+        # by hand leaves its run to the reconciler, which ends its targets and commands.
+        if not request.reports_by_completion:
+            # One timer for the whole run: a timeout on every wait would add two events per
+            # wake. It is left pending at the end: the server drops a closed workflow's
+            # timers, and a cancel would cost one more event per target.
+            self._backstop_task = asyncio.create_task(self._backstop(deadline + BACKSTOP_GRACE))
         retries_left = dict(request.retries)
         attempt = 0
         result: TargetRunResult
@@ -182,6 +192,7 @@ class TargetRunWorkflow:
                 continue
             result = await self._finish(request, result)
             break
+        result.closed_before_start = closed_before_start
         await self._report(request, result, closed_before_start)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
@@ -318,6 +329,8 @@ class TargetRunWorkflow:
             f"ended **{result.status}**" + (f", command `{result.command_id}`: "
                                             f"{result.command_status}"
                                             if result.command_id else ""))
+        if request.reports_by_completion and not self._told_to_signal:
+            return  # the stage run reads this run's result when it completes
         try:
             await workflow.get_external_workflow_handle(request.stage_workflow_id).signal(
                 names.SIGNAL_TARGET_FINISHED,

@@ -5,11 +5,13 @@ Offline simulated devices never answer, so only the durable timers can end these
 
 from __future__ import annotations
 
-import asyncio
 import time
 from datetime import timedelta
 
+from temporalio.client import WorkflowExecutionStatus
+
 from control.launch import start_pipeline_run
+from control.reconciler import RunReconciler
 from devices.sim_records import sim_delivery_count
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id, target_run_workflow_id
 from domain.schemas import DEFAULT_PIPELINE_TIMEOUT_SECONDS
@@ -23,8 +25,6 @@ from tests.workflows.helpers import (
     wait_for,
 )
 from worker import running_worker
-from workflows.messages import TargetRunResult
-from workflows.target_run import BACKSTOP_GRACE
 
 OFFLINE = {"sim_behavior": "offline"}
 WEEK = 7 * 24 * 3600
@@ -105,14 +105,16 @@ async def test_pipeline_timeout_ends_open_targets_timeout_and_cancels_their_comm
     assert {c.status for c in commands_of(sqlite_engine, run.id)} == {"cancelled"}
 
 
-async def test_a_target_whose_stage_run_is_gone_times_out_on_its_own_backstop(
+async def test_a_target_whose_stage_run_is_gone_is_closed_by_the_reconciler(
         time_skipping_env, sqlite_engine, task_queue):
-    """Children are abandoned, so a target outlives a stage run terminated by hand; its own
-    timer (its timeout plus a grace) still ends it `timeout` and cancels its command."""
+    """Children are abandoned, so a target outlives a stage run terminated by hand, and it has
+    no timer of its own (its stage's deadline stops it): the reconciler, finding the run's
+    workflow closed, terminates the target, cancels its command and ends its row."""
     client = time_skipping_env.client
     enterprise_id, pipeline_id = make_pipeline(
         sqlite_engine, [StageSpec("canary", devices=[OFFLINE])])
-    async with running_worker(client, sqlite_engine, task_queue=task_queue):
+    async with running_worker(client, sqlite_engine, task_queue=task_queue,
+                              reconcile_interval=3600) as worker:
         run = await start_pipeline_run(client, sqlite_engine, enterprise_id=enterprise_id,
                                        pipeline_id=pipeline_id, task_queue=task_queue,
                                        search_attributes=False)
@@ -121,18 +123,14 @@ async def test_a_target_whose_stage_run_is_gone_times_out_on_its_own_backstop(
         (target,) = target_rows(sqlite_engine, stage.id)
         await client.get_workflow_handle(pipeline_run_workflow_id(run.id)).terminate("test")
         await client.get_workflow_handle(stage_run_workflow_id(stage.id)).terminate("test")
-        handle = client.get_workflow_handle(target_run_workflow_id(target.id),
-                                            result_type=TargetRunResult)
-        described = await handle.describe()
-        started = described.start_time
-        async with time_skipping_env.time_skipping_unlocked():
-            result = await asyncio.wait_for(
-                client.get_workflow_handle(handle.id, run_id=described.run_id,
-                                           result_type=TargetRunResult).result(), 60)
-        ended = (await handle.describe()).close_time
-    assert result.status == "timeout"
-    assert (ended - started) >= timedelta(seconds=WEEK) + BACKSTOP_GRACE
+        handle = client.get_workflow_handle(target_run_workflow_id(target.id))
+        assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        reconciler = RunReconciler(sqlite_engine, client, worker.gateway,
+                                   start_grace=timedelta(0))
+        assert await reconciler.reconcile_once() == [str(run.id)]
+        assert (await handle.describe()).status == WorkflowExecutionStatus.TERMINATED
     (row,) = target_rows(sqlite_engine, stage.id)
-    assert row.status == "timeout" and "did not stop it" in row.status_reason
+    # A dispatched target whose command is cancelled ends `failure`, as everywhere.
+    assert row.status == "failure" and "terminated in Temporal" in row.status_reason
     (command,) = commands_of(sqlite_engine, run.id)
     assert command.status == "cancelled" and command.cancel_requested_at
