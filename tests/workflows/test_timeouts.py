@@ -133,4 +133,4 @@ async def test_a_target_whose_stage_run_is_gone_is_closed_by_the_reconciler(
     # A dispatched target whose command is cancelled ends `failure`, as everywhere.
     assert row.status == "failure" and "terminated in Temporal" in row.status_reason
     (command,) = commands_of(sqlite_engine, run.id)
-    assert command.status == "cancelled" and command.cancel_requested_at
+    assert command.status == "cancelled"
