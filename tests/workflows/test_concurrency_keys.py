@@ -214,6 +214,10 @@ async def test_a_run_whose_join_arrives_late_still_goes_first(
         for run in (first, second):
             assert (await result_of(temporal_client, run.id)).status == "success"
     _assert_one_after_another(sqlite_engine, [first, second])
+    lane_id = lane_workflow_id(str(ids[0]), "k")
+    await _lane_closed(temporal_client, lane_id)
+    await _replay_and_maybe_keep(temporal_client, [pipeline_run_workflow_id(second.id)],
+                                 lane_id)
 
 
 async def test_an_earlier_run_that_never_started_does_not_hold_the_lane(

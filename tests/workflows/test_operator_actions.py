@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import json
+import os
+from pathlib import Path
 
 from sqlmodel import select
+from temporalio.api.enums.v1 import EventType
+from temporalio.worker import Replayer
 
 from control.launch import start_pipeline_run
 from domain.ids import pipeline_run_workflow_id, stage_run_workflow_id
@@ -19,8 +25,9 @@ from tests.workflows.helpers import (
     target_rows,
     wait_for,
 )
-from worker import running_worker
+from worker import WORKFLOWS, running_worker
 from workflows import names
+from workflows.converter import DATA_CONVERTER
 from workflows.messages import (
     AddTargetRequest,
     AddTargetResult,
@@ -31,6 +38,7 @@ from workflows.messages import (
 )
 
 SLOW = {"sim_latency_ms": "3000"}
+HISTORIES = Path(__file__).parent / "histories"
 
 
 def _statuses(engine, stage_run_id) -> list[str]:
@@ -156,8 +164,10 @@ async def test_targets_cancelled_before_they_start_count_once_and_strand_nothing
 
 async def test_a_stage_continues_as_new_without_losing_a_target(
         temporal_client, sqlite_engine, task_queue):
+    # Devices that take a moment: targets are in flight whenever the stage continues as new,
+    # so it hands their reports over (they signal the next run instead of completing to it).
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
-        StageSpec("fleet", devices=[{}] * 40)])
+        StageSpec("fleet", devices=[{"sim_latency_ms": "300"}] * 40)])
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         run = await start_pipeline_run(temporal_client, sqlite_engine,
                                        enterprise_id=enterprise_id, pipeline_id=pipeline_id,
@@ -177,6 +187,22 @@ async def test_a_stage_continues_as_new_without_losing_a_target(
                  .fetch_history() for w in runs]
     assert len(runs) >= 3  # it really continued as new, more than once
     assert max(len(h.events) for h in histories) < 200  # budget 60 plus the wind-down
+    # Ends read both ways: completions within a run, signals across a continue-as-new.
+    kinds = collections.Counter(EventType.Name(e.event_type) for h in histories for e in h.events)
+    assert kinds["EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED"] > 0
+    assert kinds["EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED"] > 0  # hand-overs
+    signalled = [e for h in histories for e in h.events
+                 if e.workflow_execution_signaled_event_attributes.signal_name
+                 == names.SIGNAL_TARGET_FINISHED]
+    assert signalled, "no target reported by signal after a continue-as-new"
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=DATA_CONVERTER)
+    for history in histories:
+        await replayer.replay_workflow(history)
+    if os.environ.get("FLEETPIPE_CAPTURE_HISTORIES") == "1":
+        for wf, history in zip(runs, histories, strict=True):
+            name = f"StageRunWorkflow-lean-{(wf.run_id or '')[-12:]}"
+            (HISTORIES / f"{name}.json").write_text(json.dumps(
+                {"workflow_id": history.workflow_id, "history": json.loads(history.to_json())}))
 
 
 async def test_a_pause_survives_a_worker_restart(temporal_client, sqlite_engine, task_queue):
