@@ -48,13 +48,14 @@ def summary(labels: RunLabels, *, device_id: str = "") -> str:
     return " · ".join(parts)
 
 
-def search_attributes(kind: str, labels: RunLabels, status: str) -> TypedSearchAttributes:
+def search_attributes(kind: str, labels: RunLabels,
+                      status: str | None) -> TypedSearchAttributes:
     """The attributes a run starts with (`kind` is PIPELINE, STAGE or TARGET). Empty names are
-    left out rather than indexed as ""."""
-    pairs: list[SearchAttributePair] = [
-        SearchAttributePair(_KIND, kind),
-        SearchAttributePair(_STATUS, status),
-    ]
+    left out rather than indexed as "", and so is a status of None (a lean target's: it gets
+    one only if it does not succeed)."""
+    pairs: list[SearchAttributePair] = [SearchAttributePair(_KIND, kind)]
+    if status is not None:
+        pairs.append(SearchAttributePair(_STATUS, status))
     for key, value in ((_ENTERPRISE, labels.enterprise_name),
                        (_ENTERPRISE_ID, labels.enterprise_id),
                        (_PIPELINE, labels.pipeline_name),

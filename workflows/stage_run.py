@@ -547,7 +547,10 @@ class StageRunWorkflow:
             if self._in.search_attributes:
                 # A target's status is set here and upserted once, at its end: every upsert
                 # is one more event on the fan-out's hot path.
-                search_attributes = labels.search_attributes(labels.TARGET, named, _T.PENDING)
+                # A lean target has no status until it ends, and then only if it did not
+                # succeed: a fleet of successes costs no visibility write each.
+                search_attributes = labels.search_attributes(
+                    labels.TARGET, named, None if self._lean else _T.PENDING)
         try:
             handle = await workflow.start_child_workflow(
                 names.TARGET_RUN_WORKFLOW, target_input, result_type=TargetRunResult,

@@ -317,9 +317,11 @@ class TargetRunWorkflow:
 
     async def _report(self, request: TargetRunInput, result: TargetRunResult,
                       closed_before_start: bool) -> None:
-        if request.search_attributes:
+        succeeded_lean = request.reports_by_completion and result.status == _T.SUCCESS
+        if request.search_attributes and not succeeded_lean:
             # The final status, once, in the task that ends the run anyway: one event on the
-            # fan-out's hot path (it started `pending`). Versioned by the input, not by a patch
+            # fan-out's hot path (an older target started `pending`; a lean one started with
+            # none and keeps none if it succeeded). Versioned by the input, not by a patch
             # here: only a stage past its own patch (PATCH_NAMED_TARGET_START) sets the flag,
             # older inputs decode it False, so every history replays with its own commands; a
             # patch would cost each target two events more (its marker and the SDK's

@@ -36,6 +36,8 @@ def test_attributes_name_every_level_and_leave_out_what_is_unknown():
     pipeline = {pair.key.name for pair in labels.search_attributes(labels.PIPELINE, RUN, "x")}
     assert names.SA_STAGE not in pipeline and names.SA_DEVICE not in pipeline
     assert set(names.SEARCH_ATTRIBUTES) >= set(found)
+    lean = {pair.key.name for pair in labels.search_attributes(labels.TARGET, target, None)}
+    assert lean == set(found) - {names.SA_STATUS}
 
 
 def test_the_status_upsert_sets_only_the_status():
