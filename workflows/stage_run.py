@@ -12,18 +12,9 @@ more than `window` pending children.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
-from datetime import timedelta
-from typing import Any
-from uuid import UUID
 
 from temporalio import workflow
-from temporalio.exceptions import (
-    ActivityError,
-    ApplicationError,
-    ChildWorkflowError,
-    WorkflowAlreadyStartedError,
-)
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities.messages import (
@@ -51,7 +42,6 @@ with workflow.unsafe.imports_passed_through():
         Lane,
         PageEntry,
         Resumption,
-        RunLabels,
         StageCarry,
         StageControl,
         StageRunInput,
@@ -61,10 +51,9 @@ with workflow.unsafe.imports_passed_through():
         TargetFinished,
         TargetRetryRequest,
         TargetRetryResult,
-        TargetRunInput,
-        TargetRunResult,
         TargetStop,
     )
+    from workflows.stage_children import PATCH_NAMED_TARGET_START, TargetChildren
     from workflows.steps import call, change, epoch_now, record
 
 _S = StageRunStatus
@@ -74,20 +63,13 @@ _KIND = RunKind.STAGE.value
 # replay on the plain count).
 _PATCH_REASON_BY_STATUS = "stage-failure-reason-counts-each-status"
 PAGE_SIZE = 500
-# How long a stopped stage waits for its in-flight targets to confirm their commands' end.
-STOP_GRACE = timedelta(minutes=5)
-# Target runs started with their names (summary, search attributes, and the flag that has them
-# upsert their final status), and the stage's own status kept in its search attributes;
-# histories from before start and record as they did. One patch for both: each patch id costs
-# two events (its marker and the SDK's TemporalChangeVersion upsert).
-PATCH_NAMED_TARGET_START = "webui-stage-names-and-searchable-targets"
 # Lean targets: a child's end is read from its completion (no target_finished signal, no third
 # workflow task in the target) and one deadline timer per stage run replaces a timer per wait.
 PATCH_LEAN_TARGETS = "stage-reads-target-completions"
 
 
 @workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
-class StageRunWorkflow:
+class StageRunWorkflow(TargetChildren):
     @workflow.init
     def __init__(self, request: StageRunInput) -> None:
         self._in = request
@@ -96,17 +78,13 @@ class StageRunWorkflow:
         self._status: str = _S.RUNNING if self._c.started else _S.PENDING
         self._exhausted = False
         self._news = False
-        # Child starts still awaiting the server's answer: the loop does not wait for them
-        # (a start can take seconds on a busy server), it only drains them before it
-        # continues-as-new or ends.
-        self._starting: set[asyncio.Task[None]] = set()
-        self._start_failure: BaseException | None = None
+        self._starting = set()  # see TargetChildren
+        self._start_failure = None
         # "device:op" keys of target runs being sent again (retry_target handlers running).
         self._retrying: set[str] = set()
         self._closing = False  # the loop has ended: no more retries
         self._lean = False  # PATCH_LEAN_TARGETS, decided as the run starts
-        # Children started by this run whose end it reads from their completion.
-        self._awaiting: dict[str, asyncio.Task[None]] = {}
+        self._awaiting = {}
         self._deadline_passed = False
         self._deadline_task: asyncio.Task[None] | None = None
 
@@ -300,10 +278,6 @@ class StageRunWorkflow:
             in_flight=len(self._c.in_flight), counts=dict(self._c.counts))
 
     # ---- the run -------------------------------------------------------------------------
-    @property
-    def _stage_uuid(self) -> UUID:
-        return UUID(self._in.stage_run_id)
-
     @workflow.run
     async def run(self, request: StageRunInput) -> StageRunResult:
         return await run_to_its_end(self._run(request), lambda reason: self.on_control(
@@ -472,109 +446,6 @@ class StageRunWorkflow:
         c.dispatch_times.extend([now] * len(lanes))
         return wake_at
 
-    def _start_done(self, task: asyncio.Task[None]) -> None:
-        self._starting.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._start_failure = task.exception()
-            self._news = True  # the loop raises it: the workflow task fails and is retried
-
-    async def _read_completion(self, target_id: str,
-                               handle: workflow.ChildWorkflowHandle[Any, TargetRunResult]
-                               ) -> None:
-        try:
-            result = await handle
-            done = TargetFinished(target_id, result.status, result.failure_type,
-                                  result.closed_before_start)
-        except ChildWorkflowError as ended:
-            # It failed (it recorded `failure` first), timed out, or was terminated by hand
-            # (the reconciler closes its row): counted, so the stage does not wait for ever.
-            timed_out = isinstance(ended.cause, TimeoutError)
-            done = TargetFinished(target_id, _T.TIMEOUT if timed_out else _T.FAILURE,
-                                  "TIMED_OUT" if timed_out else "FAILED")
-        finally:
-            self._awaiting.pop(target_id, None)
-        self.on_target_finished(done)
-
-    async def _hand_reports_over(self) -> None:
-        """Before a continue-as-new: children still in flight report by signal from now on.
-        Those the signal no longer finds have completed, and their completion is on its way to
-        this run: wait for it."""
-        pending = dict(self._awaiting)
-        if not pending:
-            return
-        sent = await asyncio.gather(*(
-            workflow.get_external_workflow_handle(target_run_workflow_id(tid)).signal(
-                names.SIGNAL_TARGET_REPORT_BY_SIGNAL)
-            for tid in pending), return_exceptions=True)
-        closed = [pending[tid] for tid, outcome in zip(pending, sent, strict=True)
-                  if isinstance(outcome, BaseException)]
-        if closed:
-            await asyncio.gather(*closed)
-
-    async def _drain_starts(self) -> None:
-        if self._starting:
-            await asyncio.gather(*list(self._starting), return_exceptions=True)
-        if self._start_failure is not None:
-            raise self._start_failure
-
-    def _lane_target_id(self, lane: Lane) -> str:
-        return str(target_run_id(self._stage_uuid, lane.device_id,
-                                 self._c.operation_ids[lane.op_index], lane.generation))
-
-    async def _start_target(self, lane: Lane) -> None:
-        device_id, op_index, generation = lane
-        target_id = self._lane_target_id(lane)
-        target_input = TargetRunInput(
-            target_run_id=target_id, stage_run_id=self._in.stage_run_id,
-            enterprise_id=self._in.enterprise_id,
-            timeout_seconds=self._in.timeout_seconds,
-            stage_workflow_id=workflow.info().workflow_id,
-            retries=rollout.retries_allowed(self._rollout),
-            sensitive=self._in.sensitive,
-            reports_by_completion=self._lean,
-        )
-        retry_note = f" (sent again: retry {generation})" if generation else ""
-        summary = f"device {device_id}, operation {op_index + 1}" + retry_note
-        details: str | None = None
-        search_attributes = None
-        if workflow.patched(PATCH_NAMED_TARGET_START):
-            details = (f"target run `{target_id}`: device `{device_id}`, stage run "
-                       f"`{self._in.stage_run_id}`")
-            named = self._target_labels(device_id, op_index)
-            target_input.labels = named
-            target_input.search_attributes = self._in.search_attributes
-            summary = labels.summary(named, device_id=device_id) + retry_note
-            if self._in.search_attributes:
-                # A target's status is set here and upserted once, at its end: every upsert
-                # is one more event on the fan-out's hot path.
-                # A lean target has no status until it ends, and then only if it did not
-                # succeed: a fleet of successes costs no visibility write each.
-                search_attributes = labels.search_attributes(
-                    labels.TARGET, named, None if self._lean else _T.PENDING)
-        try:
-            handle = await workflow.start_child_workflow(
-                names.TARGET_RUN_WORKFLOW, target_input, result_type=TargetRunResult,
-                id=target_run_workflow_id(target_id),
-                task_queue=(self._in.targets_task_queue
-                            or names.targets_task_queue(workflow.info().task_queue)),
-                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
-                static_summary=summary,
-                static_details=details,
-                search_attributes=search_attributes,
-            )
-        except WorkflowAlreadyStartedError:
-            return  # still running from before a continue-as-new: it will signal its end
-        if self._lean:
-            self._awaiting[target_id] = asyncio.create_task(
-                self._read_completion(target_id, handle))
-
-    def _target_labels(self, device_id: str, op_index: int) -> RunLabels:
-        c = self._c
-        kind = c.operation_types[op_index] if op_index < len(c.operation_types) else ""
-        return replace(self._in.labels or RunLabels(),
-                       device_name=c.device_names.get(device_id, ""),
-                       operation=f"{op_index + 1} {kind}".strip())
-
     async def _flush_cancelled_targets(self) -> None:
         """End the later operations of devices whose earlier operation did not succeed."""
         c = self._c
@@ -606,26 +477,6 @@ class StageRunWorkflow:
         return (f"{len(c.in_flight)} target runs in flight, {sum(c.counts.values())} of "
                 f"{total} finished ({finished or 'none yet'}), {c.dispatched} started"
                 + (" (paused: in-flight ones finish, no new ones start)" if c.paused else ""))
-
-    async def _stop_targets(self, status: str, reason: str) -> None:
-        """End what has not started with `status`; tell in-flight targets to stop and give
-        them a grace period to confirm (a cancelled command ends its target `failure`)."""
-        c = self._c
-        c.page, c.ready = [], []
-        await self._drain_starts()  # every in-flight target exists before it is told to stop
-        closed = await call(RunActivities.close_pending_targets, ClosePendingTargetsInput(
-            self._in.stage_run_id, status, reason, epoch_now()))
-        self._add_count(status, closed.count)
-        stop = TargetStop(status, reason)
-        await asyncio.gather(*(
-            workflow.get_external_workflow_handle(target_run_workflow_id(tid)).signal(
-                names.SIGNAL_TARGET_STOP, stop)
-            for tid in list(c.in_flight)
-        ), return_exceptions=True)
-        try:
-            await workflow.wait_condition(lambda: not c.in_flight, timeout=STOP_GRACE)
-        except TimeoutError:
-            workflow.logger.warning("%d targets did not confirm the stop", len(c.in_flight))
 
     async def _end(self) -> StageRunResult:
         c = self._c
