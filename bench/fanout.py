@@ -689,6 +689,8 @@ class Histories:
     target_event_mix: dict[str, float] = field(default_factory=dict)
     pipeline_events: int = 0
     task_failures: list[str] = field(default_factory=list)
+    # Causes (WorkflowTaskFailedCause numbers) of the sampled target runs' failed tasks.
+    target_task_failures: collections.Counter[str] = field(default_factory=collections.Counter)
     start_batches: list[int] = field(default_factory=list)
 
 
@@ -750,6 +752,9 @@ async def read_histories(client: Client, run_id: str, stage_run_id: str,
         events = [e async for e in client.get_workflow_handle(
             wid, run_id=rid).fetch_history_events()]
         tmix.update(EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events)
+        out.target_task_failures.update(
+            str(e.workflow_task_failed_event_attributes.cause) for e in events
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
     out.target_event_mix = {k: v / max(1, len(sample)) for k, v in tmix.most_common()}
     candidates = [(length, f"{stage_wf} run {rid}") for rid, length in out.stage_runs]
     candidates.append((out.pipeline_events, pipeline_run_workflow_id(run_id)))
@@ -836,6 +841,7 @@ async def bench(args: argparse.Namespace, procs: Processes, work: Path) -> dict[
         "stage_event_mix": hist.stage_event_mix, "target_event_mix": hist.target_event_mix,
         "pipeline_events": hist.pipeline_events,
         "stage_task_failures": hist.task_failures,
+        "target_task_failures": dict(hist.target_task_failures),
         "stage_start_batches": hist.start_batches,
         "worker_rss_mb": prod.rss_peak_mb, "rss_samples": prod.rss_samples,
         "api_p99_ms": prod.api_p99_ms, "api_p50_ms": prod.api_p50_ms,
