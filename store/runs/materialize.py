@@ -71,7 +71,7 @@ class Materialization:
 
 
 def materialize_targets(engine: Engine, stage_run_id: UUID,
-                        chunk_devices: int = CHUNK_DEVICES) -> StagePlan:
+                        chunk_devices: int | None = None) -> StagePlan:
     """Create the stage run's operations and its target runs, chunk by chunk, and return its
     plan. Done once: a second call finds them and returns the same plan; a call after a crash
     between chunks finishes the job."""
@@ -127,11 +127,12 @@ def begin(engine: Engine, stage_run_id: UUID) -> Materialization:
 
 
 def write_chunk(engine: Engine, state: Materialization,
-                chunk_devices: int = CHUNK_DEVICES) -> Materialization:
+                chunk_devices: int | None = None) -> Materialization:
     """One transaction: the target runs of the next `chunk_devices` devices; the last chunk
-    also sets the stage run's device_count. Raises StageMoved if another attempt wrote since
-    `state` was read (its positions would clash)."""
+    also sets the stage run's device_count (`chunk_devices`: CHUNK_DEVICES by default). Raises
+    StageMoved if another attempt wrote since `state` was read (its positions would clash)."""
     assert state.plan is None, "nothing left to write"
+    chunk_devices = chunk_devices or CHUNK_DEVICES
     chunk, rest = state.remaining[:chunk_devices], state.remaining[chunk_devices:]
     with transaction(engine) as session:
         # The row lock makes two attempts on PostgreSQL write in turn; SQLite has one writer.
