@@ -15,7 +15,7 @@ from uuid import UUID
 
 from sqlalchemy.engine import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import names
 from activities.messages import (
@@ -114,7 +114,8 @@ class RunActivities:
                     raise ApplicationError(
                         f"{state.next_seq} devices made, {len(state.remaining)} to go: the next "
                         "attempt carries on", type="MaterializationContinues",
-                        next_retry_delay=timedelta(seconds=1))
+                        next_retry_delay=timedelta(seconds=1),
+                        category=ApplicationErrorCategory.BENIGN)  # expected: logged at DEBUG
             plan = state.plan
             log.info("stage run targets %d device(s) x %d operation(s)%s", plan.device_count,
                      len(plan.operation_ids),

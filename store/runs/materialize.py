@@ -31,13 +31,13 @@ from store.definitions.devices import Device, DeviceGroupMember
 from store.runs import carry
 from store.runs.creation import load_snapshot
 from store.runs.tables import StageRun, StageRunOperation, TargetRun
-from store.tenancy import scoped
 from store.types import utcnow
 
 # Devices per transaction: 5,000 x 3 operations is 15,000 rows, well under a second on either
 # database here (docs/benchmarks.md, "Materialising a stage in chunks").
 CHUNK_DEVICES = 5000
 _READ_BATCH = 1000  # ids per IN (...) when reading devices
+_TARGET_RUNS = TargetRun.__table__  # type: ignore[attr-defined]  # Core: no ORM bulk overhead
 
 
 class StageMoved(RuntimeError):
@@ -142,7 +142,7 @@ def write_chunk(engine: Engine, state: Materialization,
         if stage_run.device_count or _last_seq(session, state.stage_run_id) + 1 != state.next_seq:
             raise StageMoved(f"stage run {state.stage_run_id} was written by another attempt")
         now = utcnow()
-        session.execute(insert(TargetRun), [
+        session.execute(insert(_TARGET_RUNS), [
             {
                 "id": derive_target_run_id(state.stage_run_id, device.id, op.id),
                 "stage_run_id": state.stage_run_id,
@@ -171,26 +171,32 @@ def write_chunk(engine: Engine, state: Materialization,
 
 def expand_devices(session: Session, stage_run: StageRun,
                    stage: StageSnapshot) -> list[DeviceRow]:
-    """The stage's devices: listed ones first, then group members; each once, still existing
-    and of the run's enterprise (groups expand now, when the stage run is processed). The
-    order depends only on the rows, so every attempt sees the same one."""
-    ordered_ids: list[UUID] = list(stage.device_ids)
-    if stage.device_group_ids:
-        members = session.exec(
-            select(DeviceGroupMember.device_id)
-            .where(col(DeviceGroupMember.device_group_id).in_(stage.device_group_ids))
-            .order_by(col(DeviceGroupMember.device_group_id), col(DeviceGroupMember.device_id))
-        ).all()
-        ordered_ids.extend(members)
-    ordered_ids = list(dict.fromkeys(ordered_ids))
-    found: dict[UUID, DeviceRow] = {}
-    for start in range(0, len(ordered_ids), _READ_BATCH):
-        batch = ordered_ids[start:start + _READ_BATCH]
-        for device_id, name, alias in session.execute(
-                scoped(Device, stage_run.enterprise_id, Device.id, Device.name, Device.alias)
+    """The stage's devices: listed ones first, then group members (by group, then device id);
+    each once, still existing and of the run's enterprise (groups expand now, when the stage
+    run is processed). The order depends only on the rows, so every attempt sees the same one.
+    Members come in one join and listed devices by primary key: filtering by enterprise in
+    SQL made SQLite walk the enterprise's index once per batch (quadratic at 100,000)."""
+    listed: dict[UUID, DeviceRow] = {}
+    for start in range(0, len(stage.device_ids), _READ_BATCH):
+        batch = stage.device_ids[start:start + _READ_BATCH]
+        for device_id, name, alias, enterprise_id in session.execute(
+                select(Device.id, Device.name, Device.alias, Device.enterprise_id)
                 .where(col(Device.id).in_(batch))).all():
-            found[device_id] = DeviceRow(device_id, name, alias)
-    return [found[device_id] for device_id in ordered_ids if device_id in found]
+            if enterprise_id == stage_run.enterprise_id:
+                listed[device_id] = DeviceRow(device_id, name, alias)
+    ordered = [listed[device_id] for device_id in stage.device_ids if device_id in listed]
+    if stage.device_group_ids:
+        ordered.extend(DeviceRow(*row) for row in session.execute(
+            select(Device.id, Device.name, Device.alias)
+            .join(DeviceGroupMember, col(DeviceGroupMember.device_id) == col(Device.id))
+            .where(col(DeviceGroupMember.device_group_id).in_(stage.device_group_ids),
+                   Device.enterprise_id == stage_run.enterprise_id)
+            .order_by(col(DeviceGroupMember.device_group_id),
+                      col(DeviceGroupMember.device_id))).all())
+    first: dict[UUID, DeviceRow] = {}
+    for device in ordered:
+        first.setdefault(device.id, device)
+    return list(first.values())
 
 
 def _written_devices(session: Session, stage_run_id: UUID) -> dict[UUID, int]:
