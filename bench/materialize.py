@@ -1,11 +1,12 @@
 """Materialising one big stage run: every row in one chunk (the old shape) against chunks.
 
     .venv/bin/python bench/materialize.py [--devices 100000] [--operations 3] [--chunk 5000]
-        [--databases sqlite,postgresql://postgres@127.0.0.1:5432/test]
+        [--rounds 2] [--databases sqlite,postgresql://postgres@127.0.0.1:5432/test]
 
 For each database (a fresh SQLite file, a fresh schema in PostgreSQL: bench/databases.py) it
 seeds N devices in one group and a pipeline whose stage targets the group with K operations,
-then makes two runs' stage runs:
+then makes stage runs of new runs of it, `--rounds` times each way, alternating which goes
+first (the second one inserts into a table that is 300,000 rows bigger):
 
 - baseline: store.runs.materialize with one chunk of every device, i.e. all N x K rows in one
   transaction, as materialize_targets did before it was split;
@@ -14,8 +15,9 @@ then makes two runs' stage runs:
 
 Printed per database: wall time, rows, transactions, the longest single transaction and the
 resumed `begin` (the fixed cost every attempt of the activity pays), and how many attempts the
-activity would need with its budget (half of the workflow's 20 s start-to-close). The two runs'
-(position, device, operation) lists are checked equal. Last stdout line per database:
+activity would need with its budget (half of the workflow's 20 s start-to-close). Every stage
+run's (position, device, operation) list is checked equal. Last stdout line per database
+(wall times are the means over the rounds):
 `db=… rows=… baseline_s=… chunked_s=… ratio=… longest_txn_s=… baseline_txn_s=… attempts=…`.
 """
 
@@ -157,7 +159,7 @@ def row_count(engine: Engine, stage_run_id: UUID) -> int:
                                    .where(TargetRun.stage_run_id == stage_run_id)).scalar_one())
 
 
-def run_one(database: str, devices: int, operations: int, chunk: int) -> None:
+def run_one(database: str, devices: int, operations: int, chunk: int, rounds: int) -> None:
     name = describe(database) if database else "sqlite"
     with tempfile.TemporaryDirectory() as work, fresh_store(database, Path(work)) as url:
         engine = make_engine(url)
@@ -165,37 +167,61 @@ def run_one(database: str, devices: int, operations: int, chunk: int) -> None:
         started = time.perf_counter()
         enterprise_id, pipeline_id = seed(engine, devices, operations)
         print(f"[{name}] seeded {devices} devices in {time.perf_counter() - started:.1f} s")
-
-        one = new_stage_run(engine, enterprise_id, pipeline_id)
-        started = time.perf_counter()
-        baseline, _ = make_stage(engine, one, chunk=devices)
-        baseline_s = time.perf_counter() - started
-
-        split = new_stage_run(engine, enterprise_id, pipeline_id)
         half = max(1, devices // chunk // 2)
-        started = time.perf_counter()
-        chunked, resumed_begin = make_stage(engine, split, chunk, interrupt_after=half)
-        chunked_s = time.perf_counter() - started
-
-        rows = row_count(engine, split)
-        assert rows == row_count(engine, one) == devices * operations, rows
-        assert [r[1:] for r in layout(engine, split)] == [r[1:] for r in layout(engine, one)]
-        again = materialize.materialize_targets(engine, split)
-        assert again.device_count == devices, again
+        walls: dict[str, list[float]] = {"baseline": [], "chunked": []}
+        timings: dict[str, list[Timed]] = {"baseline": [], "chunked": []}
+        resumed: list[float] = []
+        layouts = []
+        for round_ in range(rounds):
+            # Alternate which goes first: the second one inserts into a bigger table.
+            modes = ["baseline", "chunked"] if round_ % 2 == 0 else ["chunked", "baseline"]
+            for mode in modes:
+                stage_run_id = new_stage_run(engine, enterprise_id, pipeline_id)
+                started = time.perf_counter()
+                if mode == "baseline":
+                    timed, _ = make_stage(engine, stage_run_id, chunk=devices)
+                else:
+                    timed, resumed_begin = make_stage(engine, stage_run_id, chunk,
+                                                      interrupt_after=half)
+                    resumed.append(resumed_begin)
+                walls[mode].append(time.perf_counter() - started)
+                timings[mode].append(timed)
+                assert row_count(engine, stage_run_id) == devices * operations
+                assert materialize.materialize_targets(engine, stage_run_id).device_count \
+                    == devices
+                layouts.append([row[1:] for row in layout(engine, stage_run_id)])
+        assert all(found == layouts[0] for found in layouts)  # same devices, same positions
         engine.dispose()
 
-    longest = max(chunked.durations)
-    attempts = attempts_needed(chunked.durations[:half + 1] + chunked.durations[half + 2:],
-                               resumed_begin)
-    print(f"[{name}] baseline (one chunk): {baseline_s:.2f} s, {len(baseline.durations)} "
-          f"transactions (begin {baseline.durations[0]:.2f} s, rows {baseline.durations[1]:.2f} s)")
-    print(f"[{name}] chunked ({chunk} devices): {chunked_s:.2f} s, {len(chunked.durations)} "
-          f"transactions (first begin {chunked.durations[0]:.2f} s, resumed begin "
-          f"{resumed_begin:.2f} s, chunks {min(chunked.durations[1:half + 1]):.2f}-"
-          f"{max(chunked.durations[1:]):.2f} s)")
-    print(f"db={name} rows={rows} baseline_s={baseline_s:.2f} chunked_s={chunked_s:.2f} "
-          f"ratio={chunked_s / baseline_s:.2f} longest_txn_s={longest:.2f} "
-          f"baseline_txn_s={max(baseline.durations):.2f} attempts={attempts}")
+    for mode in ("baseline", "chunked"):
+        begins = [t.durations[0] for t in timings[mode]]
+        if mode == "baseline":
+            rows_s = [t.durations[1] for t in timings[mode]]
+            print(f"[{name}] baseline (one chunk): wall {fmt(walls[mode])} s, 2 transactions "
+                  f"(begin {fmt(begins)} s, all rows {fmt(rows_s)} s)")
+            continue
+        chunks = [d for t in timings[mode] for d in without_resumed_begin(t, half)[1:]]
+        print(f"[{name}] chunked ({chunk} devices): wall {fmt(walls[mode])} s, "
+              f"{len(timings[mode][0].durations)} transactions (first begin {fmt(begins)} s, "
+              f"resumed begin {fmt(resumed)} s, chunks {min(chunks):.2f}-{max(chunks):.2f} s)")
+    longest = max(max(t.durations) for t in timings["chunked"])
+    attempts = max(attempts_needed(without_resumed_begin(t, half), begin)
+                   for t, begin in zip(timings["chunked"], resumed, strict=True))
+    baseline_s, chunked_s = (sum(walls[m]) / rounds for m in ("baseline", "chunked"))
+    print(f"db={name} rows={devices * operations} baseline_s={baseline_s:.2f} "
+          f"chunked_s={chunked_s:.2f} ratio={chunked_s / baseline_s:.2f} "
+          f"longest_txn_s={longest:.2f} "
+          f"baseline_txn_s={max(max(t.durations) for t in timings['baseline']):.2f} "
+          f"attempts={attempts}")
+
+
+def without_resumed_begin(timed: Timed, half: int) -> list[float]:
+    """The first begin and the chunks (the resumed begin came after chunk `half`)."""
+    return timed.durations[:half + 1] + timed.durations[half + 2:]
+
+
+def fmt(values: list[float]) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
 
 
 def main() -> None:
@@ -203,12 +229,14 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--operations", type=int, default=3)
     parser.add_argument("--chunk", type=int, default=materialize.CHUNK_DEVICES)
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="each mode this many times, alternating which goes first")
     parser.add_argument("--databases", default="sqlite,postgresql://postgres@127.0.0.1:5432/test",
                         help="comma-separated: `sqlite` (a fresh file) or PostgreSQL URLs")
     args = parser.parse_args()
     for database in args.databases.split(","):
         run_one("" if database == "sqlite" else database, args.devices, args.operations,
-                args.chunk)
+                args.chunk, args.rounds)
 
 
 if __name__ == "__main__":
