@@ -99,14 +99,14 @@ class RunActivities:
     @activity.defn(name=names.MATERIALIZE_TARGETS)
     async def materialize_targets(self, ref: StageRunRef) -> StagePlan:
         """Chunk by chunk (store.runs.materialize), heartbeating between chunks. An attempt
-        that has used its share of the start-to-close timeout fails, retryably, after a chunk:
-        the next attempt carries on from the store, so a stage of any size is made however
-        short the workflow's timeout per attempt."""
+        that has used its share of the start-to-close timeout (its begin included) fails,
+        retryably, after a chunk (at least one per attempt): the next attempt carries on from
+        the store, so a stage of any size is made however short the timeout per attempt."""
         stage_run_id = UUID(ref.stage_run_id)
         with log_fields(stage_run_id=ref.stage_run_id):
-            state = await self._db(materialize.begin, self._engine, stage_run_id)
             timeout = activity.info().start_to_close_timeout or timedelta(seconds=20)
             stop_at = time.monotonic() + timeout.total_seconds() * MATERIALIZE_ATTEMPT_SHARE
+            state = await self._db(materialize.begin, self._engine, stage_run_id)
             while state.plan is None:
                 state = await self._db(materialize.write_chunk, self._engine, state)
                 activity.heartbeat(state.next_seq)
