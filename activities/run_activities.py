@@ -7,14 +7,15 @@ so Temporal may retry or replay them freely.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, ApplicationErrorCategory
 
 from activities import names
 from activities.messages import (
@@ -47,10 +48,13 @@ from domain.statuses import RunKind, is_terminal
 from observability.logs import log_fields
 from observability.metrics import TARGETS_FINISHED, TARGETS_STARTED, record_gateway_error
 from store.executor import run_db
-from store.runs import carry, commands, creation, retries, statuses, targets
+from store.runs import carry, commands, creation, materialize, retries, statuses, targets
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+# The part of its start-to-close timeout an attempt of materialize_targets spends writing
+# chunks before it hands over to its retry: a chunk takes well under a second here.
+MATERIALIZE_ATTEMPT_SHARE = 0.5
 
 
 def _at(epoch: float) -> datetime:
@@ -94,9 +98,25 @@ class RunActivities:
 
     @activity.defn(name=names.MATERIALIZE_TARGETS)
     async def materialize_targets(self, ref: StageRunRef) -> StagePlan:
+        """Chunk by chunk (store.runs.materialize), heartbeating between chunks. An attempt
+        that has used its share of the start-to-close timeout (its begin included) fails,
+        retryably, after a chunk (at least one per attempt): the next attempt carries on from
+        the store, so a stage of any size is made however short the timeout per attempt."""
+        stage_run_id = UUID(ref.stage_run_id)
         with log_fields(stage_run_id=ref.stage_run_id):
-            plan = await self._db(targets.materialize_targets, self._engine,
-                                  UUID(ref.stage_run_id))
+            timeout = activity.info().start_to_close_timeout or timedelta(seconds=20)
+            stop_at = time.monotonic() + timeout.total_seconds() * MATERIALIZE_ATTEMPT_SHARE
+            state = await self._db(materialize.begin, self._engine, stage_run_id)
+            while state.plan is None:
+                state = await self._db(materialize.write_chunk, self._engine, state)
+                activity.heartbeat(state.next_seq)
+                if state.plan is None and time.monotonic() >= stop_at:
+                    raise ApplicationError(
+                        f"{state.next_seq} devices made, {len(state.remaining)} to go: the next "
+                        "attempt carries on", type="MaterializationContinues",
+                        next_retry_delay=timedelta(seconds=1),
+                        category=ApplicationErrorCategory.BENIGN)  # expected: logged at DEBUG
+            plan = state.plan
             log.info("stage run targets %d device(s) x %d operation(s)%s", plan.device_count,
                      len(plan.operation_ids),
                      f"; invalid: {plan.invalid_reason}" if plan.invalid_reason else "")

@@ -1,135 +1,32 @@
-"""A stage run's target runs (device x operation): made from the snapshot once, in batches,
-paged to the stage workflow by device position, appended one device at a time, counted, and
-closed while still pending."""
+"""A stage run's target runs (device x operation): made from the snapshot once, in chunks
+(store.runs.materialize, re-exported here), paged to the stage workflow by device position,
+appended one device at a time, counted, and closed while still pending."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
-from sqlalchemy import func, insert
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from domain.ids import target_run_id as derive_target_run_id
-from domain.records import StagePlan, StatusChange
-from domain.retry_modes import Carry
-from domain.schemas import StageSnapshot
+from domain.records import StatusChange
 from domain.statuses import RunKind, TargetRunStatus
 from store.db import transaction
-from store.definitions.devices import Device, DeviceGroupMember
+from store.definitions.devices import Device
 from store.runs import carry
-from store.runs.creation import load_snapshot
+from store.runs.materialize import materialize_targets as materialize_targets  # its old path
 from store.runs.statuses import apply_status
 from store.runs.tables import StageRun, StageRunOperation, TargetRun
-from store.tenancy import scoped
-from store.types import utcnow
 
 _BATCH = 1000
 
 
 class StageNotReady(LookupError):
     """A stage run asked to take a target before it made its own."""
-
-
-def _stage_snapshot(session: Session, stage_run: StageRun) -> StageSnapshot:
-    return load_snapshot(session, stage_run.pipeline_run_id).stages[stage_run.order - 1]
-
-
-def _expand_devices(session: Session, stage_run: StageRun, stage: StageSnapshot) -> list[Device]:
-    """The stage's devices: listed ones first, then group members; each once, still existing
-    and of the run's enterprise (groups expand now, when the stage run is processed)."""
-    ordered_ids: list[UUID] = list(stage.device_ids)
-    if stage.device_group_ids:
-        members = session.exec(
-            select(DeviceGroupMember.device_id)
-            .where(col(DeviceGroupMember.device_group_id).in_(stage.device_group_ids))
-            .order_by(col(DeviceGroupMember.device_group_id), col(DeviceGroupMember.device_id))
-        ).all()
-        ordered_ids.extend(members)
-    ordered_ids = list(dict.fromkeys(ordered_ids))
-    found: dict[UUID, Device] = {}
-    for start in range(0, len(ordered_ids), _BATCH):
-        chunk = ordered_ids[start:start + _BATCH]
-        for device in session.exec(scoped(Device, stage_run.enterprise_id)
-                                   .where(col(Device.id).in_(chunk))).all():
-            found[device.id] = device
-    return [found[device_id] for device_id in ordered_ids if device_id in found]
-
-
-def materialize_targets(engine: Engine, stage_run_id: UUID) -> StagePlan:
-    """Create the stage run's operations and its target runs (device x operation), in batches.
-
-    Done once: a second call finds them and returns the same plan.
-    """
-    with transaction(engine) as session:
-        stage_run = session.get(StageRun, stage_run_id)
-        if stage_run is None:
-            raise LookupError(f"stage run {stage_run_id} not found")
-        existing_ops = session.exec(
-            select(StageRunOperation).where(StageRunOperation.stage_run_id == stage_run_id)
-            .order_by(col(StageRunOperation.order))
-        ).all()
-        if existing_ops or stage_run.device_count:
-            return StagePlan([str(op.id) for op in existing_ops], stage_run.device_count,
-                             "" if existing_ops and stage_run.device_count else
-                             _invalid_reason(existing_ops, stage_run.device_count),
-                             carried=carry.carried_count(session, stage_run_id)
-                             if stage_run.carry else 0,
-                             operation_types=[op.operation_type for op in existing_ops])
-        if stage_run.carry == Carry.TARGETS and stage_run.carried_from is not None:
-            return carry.copy_targets(session, stage_run, carry_all=False, at=utcnow())
-        stage = _stage_snapshot(session, stage_run)
-        devices = _expand_devices(session, stage_run, stage)
-        operations = [
-            StageRunOperation(
-                id=uuid5(stage_run_id, f"operation:{op.order}"), stage_run_id=stage_run_id,
-                operation_type=op.operation_type, args=op.args, order=op.order, name=op.name,
-            )
-            for op in stage.operations
-        ]
-        reason = _invalid_reason(operations, len(devices))
-        if reason:
-            return StagePlan([], 0, reason)
-        session.add_all(operations)
-        session.flush()
-        now = utcnow()
-        for start in range(0, len(devices), _BATCH):
-            rows = [
-                {
-                    "id": derive_target_run_id(stage_run_id, device.id, op.id),
-                    "stage_run_id": stage_run_id,
-                    "pipeline_run_id": stage_run.pipeline_run_id,
-                    "enterprise_id": stage_run.enterprise_id,
-                    "stage_run_operation_id": op.id,
-                    "operation_order": op.order,
-                    "device_seq": start + offset,
-                    "target_id": device.id,
-                    "device_name": device.name,
-                    "device_alias": device.alias,
-                    "status": TargetRunStatus.PENDING.value,
-                    "command_meta": {},
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for offset, device in enumerate(devices[start:start + _BATCH])
-                for op in operations
-            ]
-            session.execute(insert(TargetRun), rows)
-        stage_run.device_count = len(devices)
-        session.add(stage_run)
-        return StagePlan([str(op.id) for op in operations], len(devices),
-                         operation_types=[op.operation_type for op in operations])
-
-
-def _invalid_reason(operations: Sequence[Any], device_count: int) -> str:
-    if not operations:
-        return "the stage has no operations"
-    if device_count == 0:
-        return "the stage has no targets"
-    return ""
 
 
 def add_target_device(
@@ -147,7 +44,7 @@ def add_target_device(
             select(StageRunOperation).where(StageRunOperation.stage_run_id == stage_run_id)
             .order_by(col(StageRunOperation.order))
         ).all()
-        if not operations:
+        if not operations or not stage_run.device_count:  # none yet, or still being made
             raise StageNotReady(f"stage run {stage_run_id} has not created its targets yet")
         ids = [derive_target_run_id(stage_run_id, device_id, op.id) for op in operations]
         existing = session.get(TargetRun, ids[0])
