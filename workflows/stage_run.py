@@ -12,6 +12,7 @@ more than `window` pending children.
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -63,6 +64,8 @@ _KIND = RunKind.STAGE.value
 # replay on the plain count).
 _PATCH_REASON_BY_STATUS = "stage-failure-reason-counts-each-status"
 PAGE_SIZE = 500
+MATERIALIZE_TIMEOUT = timedelta(minutes=15)
+HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # Lean targets: a child's end is read from its completion (no target_finished signal, no third
 # workflow task in the target) and one deadline timer per stage run replaces a timer per wait.
 PATCH_LEAN_TARGETS = "stage-reads-target-completions"
@@ -323,7 +326,13 @@ class StageRunWorkflow(TargetChildren):
         run_id = self._in.stage_run_id
         await record(change(_KIND, run_id, _S.PROCESSING))
         self._set_status(_S.PROCESSING)
-        plan = await call(RunActivities.materialize_targets, StageRunRef(run_id))
+        if self._lean:
+            # Chunk by chunk, heartbeating: one attempt makes a stage of any size, and a
+            # worker lost mid-way is noticed within the heartbeat timeout.
+            plan = await call(RunActivities.materialize_targets, StageRunRef(run_id),
+                              timeout=MATERIALIZE_TIMEOUT, heartbeat_timeout=HEARTBEAT_TIMEOUT)
+        else:
+            plan = await call(RunActivities.materialize_targets, StageRunRef(run_id))
         if plan.invalid_reason:
             await record(change(_KIND, run_id, _S.INVALID, plan.invalid_reason))
             self._set_status(_S.INVALID)

@@ -50,10 +50,11 @@ async def record(*changes: StatusChange) -> list[str]:
     return result.statuses
 
 
-async def call(activity: Activity[A, R], arg: A, timeout: timedelta = STORE_TIMEOUT) -> R:
+async def call(activity: Activity[A, R], arg: A, timeout: timedelta = STORE_TIMEOUT,
+               heartbeat_timeout: timedelta | None = None) -> R:
     result: R = await workflow.execute_activity_method(
         activity, arg, start_to_close_timeout=timeout,  # type: ignore[call-overload]
-        retry_policy=STORE_RETRY,
+        heartbeat_timeout=heartbeat_timeout, retry_policy=STORE_RETRY,
     )
     return result
 

@@ -13,6 +13,7 @@ from store.runs import materialize
 from tests.builders import INSTALL, REBOOT, StageSpec, make_pipeline
 from tests.workflows.helpers import result_of, stage_rows, target_rows
 from worker import running_worker
+from workflows.stage_run import HEARTBEAT_TIMEOUT, MATERIALIZE_TIMEOUT
 
 
 async def test_a_stage_made_over_three_attempts_runs_every_target_once(
@@ -44,3 +45,10 @@ async def test_a_stage_made_over_three_attempts_runs_every_target_once(
                 and scheduled[e.activity_task_started_event_attributes.scheduled_event_id]
                 == "materialize_targets"]
     assert attempts == [3]
+    # A lean stage gives it room for a big stage in one attempt, and watches its heartbeat.
+    [options] = [e.activity_task_scheduled_event_attributes for e in history.events
+                 if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+                 and e.activity_task_scheduled_event_attributes.activity_type.name
+                 == "materialize_targets"]
+    assert options.heartbeat_timeout.ToTimedelta() == HEARTBEAT_TIMEOUT
+    assert options.start_to_close_timeout.ToTimedelta() == MATERIALIZE_TIMEOUT
