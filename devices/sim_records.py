@@ -10,7 +10,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uui
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from store.db import transaction
 from store.runs.commands import Command, as_command_id
@@ -38,29 +38,36 @@ def create_tables(engine: Engine) -> None:
 def claim_sim_delivery(
     engine: Engine, command_id: UUID | str, device_id: UUID | str, gateway_name: str
 ) -> bool:
-    """Record that the simulated device starts this command; False if it already has.
+    """Record that the simulated device starts this command; False if it already has."""
+    with transaction(engine) as session:
+        return claim_sim_delivery_in(session, command_id, device_id, gateway_name)
+
+
+def claim_sim_delivery_in(
+    session: Session, command_id: UUID | str, device_id: UUID | str, gateway_name: str
+) -> bool:
+    """`claim_sim_delivery` in the caller's transaction.
 
     The insert skips on the unique command id, so two processes racing get one True. The
     command row (when there is one) is marked sent through this gateway if nobody did yet.
     """
     cid, did = as_command_id(command_id), UUID(str(device_id))
-    with transaction(engine) as session:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert(SimDelivery)
-            .values(command_id=cid, device_id=did, gateway=gateway_name, at=utcnow())
-            .on_conflict_do_nothing(index_elements=["command_id"])
-            .returning(SimDelivery.c.id)
-        )
-        claimed = session.execute(stmt).first() is not None
-        now = utcnow()
-        this = col(Command.id) == cid
-        session.execute(update(Command).where(this, col(Command.sent_at).is_(None))
-                        .values(sent_at=now, updated_at=now))
-        session.execute(update(Command).where(this, col(Command.gateway) == "")
-                        .values(gateway=gateway_name))
-        return claimed
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(SimDelivery)
+        .values(command_id=cid, device_id=did, gateway=gateway_name, at=utcnow())
+        .on_conflict_do_nothing(index_elements=["command_id"])
+        .returning(SimDelivery.c.id)
+    )
+    claimed = session.execute(stmt).first() is not None
+    now = utcnow()
+    this = col(Command.id) == cid
+    session.execute(update(Command).where(this, col(Command.sent_at).is_(None))
+                    .values(sent_at=now, updated_at=now))
+    session.execute(update(Command).where(this, col(Command.gateway) == "")
+                    .values(gateway=gateway_name))
+    return claimed
 
 
 def sim_delivery_count(engine: Engine, command_id: UUID | str) -> int:

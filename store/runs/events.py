@@ -117,92 +117,105 @@ def record_command_events(
     Raises UnknownCommand for an unknown id and ValueError (naming the allowed values) for an
     unknown status, before anything is written.
     """
+    with transaction(engine) as session:
+        return record_command_events_in(session, command_id, events)
+
+
+def record_command_events_in(session: Session, command_id: UUID | str,
+                             events: Sequence[CommandEvent]) -> RecordedEvents:
+    """`record_command_events` in the caller's transaction."""
     for event in events:
         parse_status(RunKind.COMMAND, event.status)
-    return _record(engine, command_id, lambda command, target_status: events)
+    return _record(session, command_id, lambda command, target_status: events)
 
 
 def record_report(engine: Engine, command_id: UUID | str, build: ReportBuilder) -> RecordedEvents:
     """Record the events `build` makes from the command and its target run's status, read
     under the command's lock: a report judged against the state it will change. Whatever
     `build` raises (a refusal) leaves nothing written."""
-    return _record(engine, command_id, build, read_target=True)
+    with transaction(engine) as session:
+        return record_report_in(session, command_id, build)
 
 
-def _record(engine: Engine, command_id: UUID | str, build: ReportBuilder,
+def record_report_in(session: Session, command_id: UUID | str,
+                     build: ReportBuilder) -> RecordedEvents:
+    """`record_report` in the caller's transaction (which a refusal must roll back)."""
+    return _record(session, command_id, build, read_target=True)
+
+
+def _record(session: Session, command_id: UUID | str, build: ReportBuilder,
             read_target: bool = False) -> RecordedEvents:
     cid = as_command_id(command_id)
     now = utcnow()
-    with transaction(engine) as session:
-        locked = _lock_command(session, cid)
-        if locked is None:
-            raise UnknownCommand(command_id)
-        command, pipeline_run_id = locked
-        target_status = ""
-        if read_target:
-            target_status = session.execute(
-                select(_TARGET_RUNS.c.status).where(_TARGET_RUNS.c.id == command.target_run_id)
-            ).scalar_one_or_none() or ""
-        events = list(build(command, target_status))
-        statuses = [parse_status(RunKind.COMMAND, event.status) for event in events]
-        # Core statements, not ORM objects: every simulated device reports five events, and
-        # the unit of work around them was a tenth of the worker's CPU (bench/fanout.py).
-        status, reason, output = command.status, command.reason, dict(command.output or {})
-        last_sequence = command.last_sequence
-        rows: list[dict[str, Any]] = []
-        applied: list[tuple[int, CommandEvent]] = []  # (index in rows, the message)
-        logged: list[dict[str, Any]] = []  # the run's log entries of the kept events
-        added: list[CommandEvent] = []  # events whose data is kept
-        for event, new_status in zip(events, statuses, strict=True):
-            fresh = event.sequence is None or event.sequence > last_sequence
-            moves = fresh and can_transition(RunKind.COMMAND, status, new_status)
-            adds = fresh and event.carries_data() and (moves or (
-                new_status == status and not is_terminal(RunKind.COMMAND, status)))
-            rows.append({"command_id": cid, "status": new_status, "reason": event.reason,
-                         "output": dict(event.output or {}), "sequence": event.sequence,
-                         "error": list(event.error),
-                         "output_attachment_ids": list(event.output_attachment_ids),
-                         "run_message_history": list(event.run_message_history),
-                         "applied": moves or adds, "received_at": now})
-            if not (moves or adds):
-                continue
-            if pipeline_run_id is not None:  # a data-only report is in the run's log too
-                logged.append(command_log_entry(pipeline_run_id, command.target_run_id, cid,
-                                                status, new_status, event.reason,
-                                                dict(event.output or {}), event.sequence, now))
-            output.update(event.output or {})
-            if event.sequence is not None:
-                last_sequence = event.sequence
-            if adds:
-                added.append(event)
-            if not moves:
-                continue
-            status, reason = new_status, event.reason
-            applied.append((len(rows) - 1, replace(
-                event, command_id=str(cid), status=new_status, output=dict(event.output or {}),
-                at_epoch=event.at_epoch or now.timestamp())))
-        event_ids = session.execute(
-            insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows
-        ).scalars().all() if rows else []
-        if applied or added:
-            session.execute(update(_COMMANDS).where(_COMMANDS.c.id == cid).values(
-                status=status, reason=reason, output=output, last_sequence=last_sequence,
-                updated_at=now))
-        if applied:
-            session.execute(insert(_OUTBOX), [
-                {"command_event_id": event_ids[index], "command_id": cid,
-                 "target_run_id": command.target_run_id, "at_epoch": message.at_epoch}
-                for index, message in applied])
-        if logged:  # one bulk INSERT: the fan-out's hot path
-            session.execute(insert(_STATUS_EVENTS), logged)
-        if added:
-            _add_to_target_run(session, command.target_run_id, added, output, now)
-        pending = _pending(session, [_OUTBOX.c.command_id == cid])
-        signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
-        return RecordedEvents(target_run_id=str(command.target_run_id), status=status,
-                              applied=[message for _, message in applied], signal=signal,
-                              gateway=command.gateway, sent_at=command.sent_at,
-                              added=len(added))
+    locked = _lock_command(session, cid)
+    if locked is None:
+        raise UnknownCommand(command_id)
+    command, pipeline_run_id = locked
+    target_status = ""
+    if read_target:
+        target_status = session.execute(
+            select(_TARGET_RUNS.c.status).where(_TARGET_RUNS.c.id == command.target_run_id)
+        ).scalar_one_or_none() or ""
+    events = list(build(command, target_status))
+    statuses = [parse_status(RunKind.COMMAND, event.status) for event in events]
+    # Core statements, not ORM objects: every simulated device reports five events, and
+    # the unit of work around them was a tenth of the worker's CPU (bench/fanout.py).
+    status, reason, output = command.status, command.reason, dict(command.output or {})
+    last_sequence = command.last_sequence
+    rows: list[dict[str, Any]] = []
+    applied: list[tuple[int, CommandEvent]] = []  # (index in rows, the message)
+    logged: list[dict[str, Any]] = []  # the run's log entries of the kept events
+    added: list[CommandEvent] = []  # events whose data is kept
+    for event, new_status in zip(events, statuses, strict=True):
+        fresh = event.sequence is None or event.sequence > last_sequence
+        moves = fresh and can_transition(RunKind.COMMAND, status, new_status)
+        adds = fresh and event.carries_data() and (moves or (
+            new_status == status and not is_terminal(RunKind.COMMAND, status)))
+        rows.append({"command_id": cid, "status": new_status, "reason": event.reason,
+                     "output": dict(event.output or {}), "sequence": event.sequence,
+                     "error": list(event.error),
+                     "output_attachment_ids": list(event.output_attachment_ids),
+                     "run_message_history": list(event.run_message_history),
+                     "applied": moves or adds, "received_at": now})
+        if not (moves or adds):
+            continue
+        if pipeline_run_id is not None:  # a data-only report is in the run's log too
+            logged.append(command_log_entry(pipeline_run_id, command.target_run_id, cid,
+                                            status, new_status, event.reason,
+                                            dict(event.output or {}), event.sequence, now))
+        output.update(event.output or {})
+        if event.sequence is not None:
+            last_sequence = event.sequence
+        if adds:
+            added.append(event)
+        if not moves:
+            continue
+        status, reason = new_status, event.reason
+        applied.append((len(rows) - 1, replace(
+            event, command_id=str(cid), status=new_status, output=dict(event.output or {}),
+            at_epoch=event.at_epoch or now.timestamp())))
+    event_ids = session.execute(
+        insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows
+    ).scalars().all() if rows else []
+    if applied or added:
+        session.execute(update(_COMMANDS).where(_COMMANDS.c.id == cid).values(
+            status=status, reason=reason, output=output, last_sequence=last_sequence,
+            updated_at=now))
+    if applied:
+        session.execute(insert(_OUTBOX), [
+            {"command_event_id": event_ids[index], "command_id": cid,
+             "target_run_id": command.target_run_id, "at_epoch": message.at_epoch}
+            for index, message in applied])
+    if logged:  # one bulk INSERT: the fan-out's hot path
+        session.execute(insert(_STATUS_EVENTS), logged)
+    if added:
+        _add_to_target_run(session, command.target_run_id, added, output, now)
+    pending = _pending(session, [_OUTBOX.c.command_id == cid])
+    signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
+    return RecordedEvents(target_run_id=str(command.target_run_id), status=status,
+                          applied=[message for _, message in applied], signal=signal,
+                          gateway=command.gateway, sent_at=command.sent_at,
+                          added=len(added))
 
 
 def _add_to_target_run(session: Session, target_run_id: UUID, events: list[CommandEvent],
@@ -267,10 +280,12 @@ def pending_signals(engine: Engine, limit: int = 1000) -> list[SignalBatch]:
 
 
 def mark_signalled(engine: Engine, outbox_ids: Iterable[int]) -> None:
-    ids = list(outbox_ids)
-    if not ids:
-        return
     with transaction(engine) as session:
-        session.execute(
-            delete(CommandSignalOutbox).where(col(CommandSignalOutbox.command_event_id).in_(ids))
-        )
+        mark_signalled_in(session, outbox_ids)
+
+
+def mark_signalled_in(session: Session, outbox_ids: Iterable[int]) -> None:
+    """The signal of these outbox rows was accepted: clear them (in the caller's transaction)."""
+    ids = list(outbox_ids)
+    if ids:
+        session.execute(delete(_OUTBOX).where(_OUTBOX.c.command_event_id.in_(ids)))

@@ -93,7 +93,12 @@ def apply_status(session: Session, change: StatusChange) -> str:
 def record_statuses(engine: Engine, changes: Sequence[StatusChange]) -> list[str]:
     """Apply several status changes in one transaction (one round trip for a workflow)."""
     with transaction(engine) as session:
-        return [apply_status(session, change) for change in changes]
+        return apply_statuses(session, changes)
+
+
+def apply_statuses(session: Session, changes: Sequence[StatusChange]) -> list[str]:
+    """`apply_status` for each change, in order."""
+    return [apply_status(session, change) for change in changes]
 
 
 def close_open_stage_runs(
