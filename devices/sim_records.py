@@ -6,11 +6,24 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, col
+from sqlmodel import Session
 
 from store.db import transaction
 from store.runs.commands import Command, as_command_id
@@ -28,6 +41,17 @@ SimDelivery = Table(
     Column("gateway", String(), nullable=False, default=""),
     Column("at", UTCDateTime(), nullable=False),
 )
+
+
+_COMMANDS = Command.__table__  # type: ignore[attr-defined]
+# Sent now unless it was already (then its stamps stay), through this gateway unless another
+# was named: one UPDATE (every SET reads the row as it was), built once.
+_NOW = bindparam("now", type_=UTCDateTime())
+_MARK_SENT = update(_COMMANDS).where(_COMMANDS.c.id == bindparam("cid")).values(
+    sent_at=func.coalesce(_COMMANDS.c.sent_at, _NOW),
+    updated_at=case((_COMMANDS.c.sent_at.is_(None), _NOW), else_=_COMMANDS.c.updated_at),
+    gateway=case((_COMMANDS.c.gateway == "", bindparam("gateway_name")),
+                 else_=_COMMANDS.c.gateway))
 
 
 def create_tables(engine: Engine) -> None:
@@ -61,12 +85,7 @@ def claim_sim_delivery_in(
         .returning(SimDelivery.c.id)
     )
     claimed = session.execute(stmt).first() is not None
-    now = utcnow()
-    this = col(Command.id) == cid
-    session.execute(update(Command).where(this, col(Command.sent_at).is_(None))
-                    .values(sent_at=now, updated_at=now))
-    session.execute(update(Command).where(this, col(Command.gateway) == "")
-                    .values(gateway=gateway_name))
+    session.execute(_MARK_SENT, {"cid": cid, "now": utcnow(), "gateway_name": gateway_name})
     return claimed
 
 

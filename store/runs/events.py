@@ -12,7 +12,17 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, Float, Table, delete, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Table,
+    bindparam,
+    delete,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col
 
@@ -80,6 +90,15 @@ class RecordedEvents:
     added: int = 0  # this call's events whose data was kept (those that applied included)
 
 
+_CID = "command_id_"  # the bound id of the statements below (not a column name)
+# Built once (statements and their cache keys cost more to build than to run, bench/fanout.py).
+_TAKE_WRITE_LOCK = (update(_COMMANDS).where(_COMMANDS.c.id == bindparam(_CID))
+                    .values(updated_at=_COMMANDS.c.updated_at))
+_READ_FOR_UPDATE = (select(Command, _TARGET_RUNS.c.pipeline_run_id)
+                    .outerjoin(_TARGET_RUNS, _TARGET_RUNS.c.id == col(Command.target_run_id))
+                    .where(col(Command.id) == bindparam(_CID)).with_for_update(of=_COMMANDS))
+
+
 def _lock_command(session: Session, command_id: UUID) -> tuple[Command, UUID | None] | None:
     """Read the command (and its pipeline run's id) for writing, so concurrent deliveries
     apply one after the other.
@@ -89,15 +108,9 @@ def _lock_command(session: Session, command_id: UUID) -> tuple[Command, UUID | N
     database's write lock before the read (otherwise two readers race to a lost update).
     """
     if session.get_bind().dialect.name == "sqlite":
-        session.execute(
-            update(Command).where(col(Command.id) == command_id)
-            .values(updated_at=col(Command.updated_at))
-        )
+        session.execute(_TAKE_WRITE_LOCK, {_CID: command_id})
     # The target run's pipeline run comes in the same read: the run's log needs it.
-    stmt = (select(Command, _TARGET_RUNS.c.pipeline_run_id)
-            .outerjoin(_TARGET_RUNS, _TARGET_RUNS.c.id == col(Command.target_run_id))
-            .where(col(Command.id) == command_id).with_for_update(of=_COMMANDS))
-    row = session.execute(stmt).first()
+    row = session.execute(_READ_FOR_UPDATE, {_CID: command_id}).first()
     return None if row is None else (row[0], row[1])
 
 
@@ -210,7 +223,7 @@ def _record(session: Session, command_id: UUID | str, build: ReportBuilder,
         session.execute(insert(_STATUS_EVENTS), logged)
     if added:
         _add_to_target_run(session, command.target_run_id, added, output, now)
-    pending = _pending(session, [_OUTBOX.c.command_id == cid])
+    pending = _pending_for_command(session, cid)
     signal = pending[0] if pending else SignalBatch(target_run_id=str(command.target_run_id))
     return RecordedEvents(target_run_id=str(command.target_run_id), status=status,
                           applied=[message for _, message in applied], signal=signal,
@@ -247,20 +260,32 @@ def _add_to_target_run(session: Session, target_run_id: UUID, events: list[Comma
                     .values(**values))
 
 
+_OWED = (
+    select(_OUTBOX.c.command_event_id, _OUTBOX.c.target_run_id, _OUTBOX.c.at_epoch,
+           _EVENTS.c.command_id, _EVENTS.c.status, _EVENTS.c.reason, _EVENTS.c.output,
+           _EVENTS.c.sequence)
+    .join(_EVENTS, _EVENTS.c.id == _OUTBOX.c.command_event_id)
+    .order_by(_OUTBOX.c.command_event_id)
+)
+_OWED_FOR_COMMAND = _OWED.where(_OUTBOX.c.command_id == bindparam(_CID))
+
+
 def _pending(session: Session, where: list[Any], limit: int | None = None) -> list[SignalBatch]:
     """Outbox rows joined to their events, grouped per target run, oldest first."""
-    stmt = (
-        select(_OUTBOX.c.command_event_id, _OUTBOX.c.target_run_id, _OUTBOX.c.at_epoch,
-               _EVENTS.c.command_id, _EVENTS.c.status, _EVENTS.c.reason, _EVENTS.c.output,
-               _EVENTS.c.sequence)
-        .join(_EVENTS, _EVENTS.c.id == _OUTBOX.c.command_event_id)
-        .where(*where)
-        .order_by(_OUTBOX.c.command_event_id)
-    )
+    stmt = _OWED.where(*where)
     if limit is not None:
         stmt = stmt.limit(limit)
+    return _batches(session.connection().execute(stmt).all())
+
+
+def _pending_for_command(session: Session, command_id: UUID) -> list[SignalBatch]:
+    """`_pending` of one command's outbox rows (after each delivery: the hot path)."""
+    return _batches(session.connection().execute(_OWED_FOR_COMMAND, {_CID: command_id}).all())
+
+
+def _batches(rows: Sequence[Any]) -> list[SignalBatch]:
     batches: dict[UUID, SignalBatch] = {}
-    for row in session.connection().execute(stmt).all():
+    for row in rows:
         batch = batches.setdefault(row.target_run_id,
                                    SignalBatch(target_run_id=str(row.target_run_id)))
         if len(batch.events) >= MAX_EVENTS_PER_SIGNAL:
