@@ -4,6 +4,7 @@ run started with it carries to its stage runs (real dev server, SQLite, the simu
 from __future__ import annotations
 
 from temporalio.client import Client
+from temporalio.converter import CompositePayloadConverter
 
 from control.launch import start_pipeline_run
 from domain.ids import target_run_workflow_id
@@ -73,6 +74,8 @@ async def test_the_workers_converter_encrypts_and_decodes_as_every_client_does()
     plain = TargetRunInput("t", "s", "e", 60, "stage-wf")
     one_run, another_run = (workers.payload_converter_class(),
                             workers.payload_converter_class())
+    assert isinstance(one_run, CompositePayloadConverter)
+    assert isinstance(another_run, CompositePayloadConverter)
     assert one_run.converters == another_run.converters  # the very same encoder objects
     for value in (secret, plain):
         written = await workers.encode([value])
