@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, insert, text, update
+from sqlalchemy import Column, bindparam, insert, text, update
 from sqlalchemy import select as core_select  # sqlmodel's select takes at most 4 columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -30,7 +30,7 @@ from store.runs.statuses import apply_status
 from store.runs.tables import StageRunOperation, TargetRun, serial
 from store.shapes import Public, one_of, stamp
 from store.tenancy import owned
-from store.types import JSONType, utcnow
+from store.types import JSONType, UTCDateTime, utcnow
 
 
 class UnknownCommand(LookupError):
@@ -186,6 +186,24 @@ _COMMANDS: Any = Command.__table__  # type: ignore[attr-defined]
 _TARGET_RUNS: Any = TargetRun.__table__  # type: ignore[attr-defined]
 _OPERATIONS: Any = StageRunOperation.__table__  # type: ignore[attr-defined]
 _DEVICES: Any = Device.__table__  # type: ignore[attr-defined]
+_TID, _CID = "target_run_id_", "command_id_"  # bound ids (not column names)
+# Built once: building a statement and its cache key cost more than running it (issue 14).
+_T, _OP = _TARGET_RUNS.c, _OPERATIONS.c
+_READ_TARGET = (
+    core_select(_T.status, _T.command_id, _T.command_status, _T.target_id, _T.enterprise_id,
+                _T.stage_run_id, _T.pipeline_run_id, _OP.operation_type, _OP.args,
+                _DEVICES.c.attributes)
+    .select_from(_TARGET_RUNS)
+    .outerjoin(_OPERATIONS, _OP.id == _T.stage_run_operation_id)
+    .outerjoin(_DEVICES, _DEVICES.c.id == _T.target_id)
+    .where(_T.id == bindparam(_TID)))
+_READ_COMMAND = core_select(_COMMANDS.c.status, _COMMANDS.c.sent_at).where(
+    _COMMANDS.c.id == bindparam(_CID))
+_INSERT_COMMAND = insert(_COMMANDS)
+_AT = bindparam("at", type_=UTCDateTime())
+_MARK_SENT = (update(_COMMANDS)
+              .where(_COMMANDS.c.id == bindparam(_CID), _COMMANDS.c.sent_at.is_(None))
+              .values(sent_at=_AT, updated_at=_AT))
 
 
 def prepare_command(session: Session, target_run_id: UUID, attempt: int, gateway: str,
@@ -196,15 +214,7 @@ def prepare_command(session: Session, target_run_id: UUID, attempt: int, gateway
     Core statements, not ORM objects: once per target on the fan-out's hot path, and four
     `session.get`s and a flush were most of its cost (docs/benchmarks.md, issue 14).
     """
-    t, op = _TARGET_RUNS.c, _OPERATIONS.c
-    target = session.execute(
-        core_select(t.status, t.command_id, t.command_status, t.target_id, t.enterprise_id,
-                    t.stage_run_id, t.pipeline_run_id, op.operation_type, op.args,
-                    _DEVICES.c.attributes)
-        .select_from(_TARGET_RUNS)
-        .outerjoin(_OPERATIONS, op.id == t.stage_run_operation_id)
-        .outerjoin(_DEVICES, _DEVICES.c.id == t.target_id)
-        .where(t.id == target_run_id)).first()
+    target = session.execute(_READ_TARGET, {_TID: target_run_id}).first()
     if target is None:
         raise LookupError(f"target run {target_run_id} not found")
     if is_terminal(RunKind.TARGET, target.status):
@@ -214,13 +224,12 @@ def prepare_command(session: Session, target_run_id: UUID, attempt: int, gateway
                            False, target.status, command_status=target.command_status)
     assert target.operation_type is not None, "a target run's operation is never deleted"
     command_id = derive_command_id(target_run_id, attempt)
-    command = session.execute(select(_COMMANDS.c.status, _COMMANDS.c.sent_at)
-                              .where(_COMMANDS.c.id == command_id)).first()
+    command = session.execute(_READ_COMMAND, {_CID: command_id}).first()
     command_status, sent_at = (command.status, command.sent_at) if command else (
         CommandStatus.SCHEDULED.value, None)
     if command is None:
         now = utcnow()
-        session.execute(insert(_COMMANDS).values(
+        session.execute(_INSERT_COMMAND, dict(
             id=command_id, target_run_id=target_run_id, enterprise_id=target.enterprise_id,
             device_id=target.target_id, operation_type=target.operation_type,
             args=target.args or {}, gateway=gateway, status=command_status, reason="",
@@ -243,9 +252,7 @@ def mark_dispatched(session: Session, target_run_id: UUID, command_id: UUID,
                     at: datetime) -> str:
     """The gateway queued the command: mark it sent and its target run dispatched.
     Returns the target run's status afterwards."""
-    session.execute(update(_COMMANDS)
-                    .where(_COMMANDS.c.id == command_id, _COMMANDS.c.sent_at.is_(None))
-                    .values(sent_at=at, updated_at=at))
+    session.execute(_MARK_SENT, {_CID: command_id, "at": at})
     return apply_status(session, StatusChange(
         RunKind.TARGET, str(target_run_id), TargetRunStatus.DISPATCHED, at,
         fields={"command_status": CommandStatus.QUEUED.value}))

@@ -98,6 +98,19 @@ _READ_FOR_UPDATE = (select(Command, _TARGET_RUNS.c.pipeline_run_id)
                     .outerjoin(_TARGET_RUNS, _TARGET_RUNS.c.id == col(Command.target_run_id))
                     .where(col(Command.id) == bindparam(_CID)).with_for_update(of=_COMMANDS))
 
+_TID = "target_run_id_"
+_INSERT_EVENTS = insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True)
+_INSERT_OUTBOX = insert(_OUTBOX)
+_INSERT_STATUS_EVENTS = insert(_STATUS_EVENTS)
+# No .values(): the SET clause is the parameters given (compiled once per set of keys).
+_UPDATE_COMMAND = update(_COMMANDS).where(_COMMANDS.c.id == bindparam(_CID))
+_OPEN_TARGET = (_TARGET_RUNS.c.id == bindparam(_TID),
+                _TARGET_RUNS.c.status.not_in(list(TERMINAL[RunKind.TARGET])))
+_READ_OPEN_TARGET_OUTPUTS = (
+    select(_TARGET_RUNS.c.error, _TARGET_RUNS.c.output_attachment_ids,
+           _TARGET_RUNS.c.run_message_history).where(*_OPEN_TARGET).with_for_update())
+_UPDATE_OPEN_TARGET = update(_TARGET_RUNS).where(*_OPEN_TARGET)
+
 
 def _lock_command(session: Session, command_id: UUID) -> tuple[Command, UUID | None] | None:
     """Read the command (and its pipeline run's id) for writing, so concurrent deliveries
@@ -207,20 +220,18 @@ def _record(session: Session, command_id: UUID | str, build: ReportBuilder,
         applied.append((len(rows) - 1, replace(
             event, command_id=str(cid), status=new_status, output=dict(event.output or {}),
             at_epoch=event.at_epoch or now.timestamp())))
-    event_ids = session.execute(
-        insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True), rows
-    ).scalars().all() if rows else []
+    event_ids = session.execute(_INSERT_EVENTS, rows).scalars().all() if rows else []
     if applied or added:
-        session.execute(update(_COMMANDS).where(_COMMANDS.c.id == cid).values(
-            status=status, reason=reason, output=output, last_sequence=last_sequence,
-            updated_at=now))
+        session.execute(_UPDATE_COMMAND, {
+            _CID: cid, "status": status, "reason": reason, "output": output,
+            "last_sequence": last_sequence, "updated_at": now})
     if applied:
-        session.execute(insert(_OUTBOX), [
+        session.execute(_INSERT_OUTBOX, [
             {"command_event_id": event_ids[index], "command_id": cid,
              "target_run_id": command.target_run_id, "at_epoch": message.at_epoch}
             for index, message in applied])
     if logged:  # one bulk INSERT: the fan-out's hot path
-        session.execute(insert(_STATUS_EVENTS), logged)
+        session.execute(_INSERT_STATUS_EVENTS, logged)
     if added:
         _add_to_target_run(session, command.target_run_id, added, output, now)
     pending = _pending_for_command(session, cid)
@@ -238,13 +249,9 @@ def _add_to_target_run(session: Session, target_run_id: UUID, events: list[Comma
     Written here, not by the run's workflow, so a report shows at once and costs the workflow
     nothing; these columns have no other writer (the row lock keeps two commands of one run in
     turn). Output alone (every gateway's final event) is one UPDATE, without a read."""
-    still_open = _TARGET_RUNS.c.status.not_in(list(TERMINAL[RunKind.TARGET]))
     values: dict[str, Any] = {"output_data": output, "updated_at": at}
     if any(e.error or e.output_attachment_ids or e.run_message_history for e in events):
-        row = session.execute(
-            select(_TARGET_RUNS.c.error, _TARGET_RUNS.c.output_attachment_ids,
-                   _TARGET_RUNS.c.run_message_history)
-            .where(_TARGET_RUNS.c.id == target_run_id, still_open).with_for_update()).first()
+        row = session.execute(_READ_OPEN_TARGET_OUTPUTS, {_TID: target_run_id}).first()
         if row is None:
             return  # a finished run's outputs no longer change (the command keeps the events)
         errors = list(row.error or [])
@@ -256,8 +263,7 @@ def _add_to_target_run(session: Session, target_run_id: UUID, events: list[Comma
             messages.extend(event.run_message_history)
         values.update(error=errors, output_attachment_ids=attachments,
                       run_message_history=messages)
-    session.execute(update(_TARGET_RUNS).where(_TARGET_RUNS.c.id == target_run_id, still_open)
-                    .values(**values))
+    session.execute(_UPDATE_OPEN_TARGET, {**values, _TID: target_run_id})
 
 
 _OWED = (
