@@ -9,6 +9,7 @@ FLEETPIPE_WORKER_METRICS_PORT is 0 it serves /metrics (its own and the Temporal 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -20,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 from temporalio.client import Client
+from temporalio.converter import CompositePayloadConverter, DataConverter
 from temporalio.worker import Worker
 
 from activities.lanes import LaneActivities
@@ -55,6 +57,34 @@ TARGET_WORKFLOWS = [TargetRunWorkflow]  # on names.targets_task_queue(task_queue
 WORKFLOWS = RUN_WORKFLOWS + TARGET_WORKFLOWS
 # In-flight activities get this long to finish when the worker is asked to stop.
 _GRACE = timedelta(seconds=10)
+
+
+def sharing_type_adapters(converter: DataConverter) -> DataConverter:
+    """The same converter, whose instances share one set of encoding converters.
+
+    The SDK builds a payload converter per workflow run (one per target), and the pydantic
+    converter caches its TypeAdapters per instance, so every target run rebuilt the schemas of
+    its input, signals and activity results: about a tenth of the worker's CPU (docs/
+    benchmarks.md, "Worker CPU per target"). The encoders keep no state but that cache.
+    """
+    base = converter.payload_converter_class
+    if not issubclass(base, CompositePayloadConverter):
+        return converter
+    shared = tuple(base().converters.values())
+
+    class SharedAdapters(base):  # type: ignore[valid-type, misc]
+        def __init__(self) -> None:
+            CompositePayloadConverter.__init__(self, *shared)
+
+    SharedAdapters.__name__ = SharedAdapters.__qualname__ = f"Shared{base.__name__}"
+    return dataclasses.replace(converter, payload_converter_class=SharedAdapters)
+
+
+def worker_client(client: Client) -> Client:
+    """`client` (same connection and namespace) with `sharing_type_adapters` on its converter."""
+    config = client.config()
+    config["data_converter"] = sharing_type_adapters(config["data_converter"])
+    return Client(**config)
 
 
 @dataclass
@@ -93,12 +123,13 @@ async def running_worker(
     without ending them (control/reconciler.py).
     """
     tuning = settings or Settings.model_construct()  # model_construct: the defaults, no env
+    polling = worker_client(client)
     relay = CommandEventRelay(engine, client)
     fleet = gateway or SimulatedFleet(engine, relay, seed=seed)
     activities = RunActivities(engine, fleet)
     every_activity = activities.all() + LaneActivities(engine).all()
     runs = Worker(
-        client,
+        polling,
         task_queue=task_queue,
         workflows=RUN_WORKFLOWS,
         activities=every_activity,
@@ -108,7 +139,7 @@ async def running_worker(
         graceful_shutdown_timeout=_GRACE,
     )
     targets = Worker(
-        client,
+        polling,
         task_queue=tuning.targets_task_queue or names.targets_task_queue(task_queue),
         workflows=TARGET_WORKFLOWS,
         activities=every_activity,

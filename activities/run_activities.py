@@ -48,6 +48,7 @@ from domain.statuses import RunKind, is_terminal
 from observability.logs import log_fields
 from observability.metrics import TARGETS_FINISHED, TARGETS_STARTED, record_gateway_error
 from store.executor import run_db
+from store.group_commit import run_unit
 from store.runs import carry, commands, creation, materialize, retries, statuses, targets
 
 T = TypeVar("T")
@@ -73,9 +74,17 @@ class RunActivities:
             # A row that is not there will not appear on a retry.
             raise ApplicationError(str(missing), type="NotFound", non_retryable=True) from None
 
+    async def _unit(self, fn: Callable[..., T], *args: Any) -> T:
+        """`fn(session, *args)` committed, with SQLite in one transaction with the other
+        targets' writes waiting for the store (store.group_commit): the hot path's writes."""
+        try:
+            return await run_unit(self._engine, lambda session: fn(session, *args))
+        except LookupError as missing:
+            raise ApplicationError(str(missing), type="NotFound", non_retryable=True) from None
+
     @activity.defn(name=names.RECORD_STATUSES)
     async def record_statuses(self, request: RecordStatusesInput) -> RecordStatusesResult:
-        recorded = await self._db(statuses.record_statuses, self._engine, request.changes)
+        recorded = await self._unit(statuses.apply_statuses, request.changes)
         for change, status in zip(request.changes, recorded, strict=True):
             # Counted at least once: a replay after a crash may record an end again.
             if (change.kind == RunKind.TARGET and status == change.status
@@ -188,8 +197,8 @@ class RunActivities:
         """
         at = _at(request.at_epoch)
         target_run_id = UUID(request.target_run_id)
-        plan = await self._db(commands.prepare_command, self._engine, target_run_id,
-                              request.attempt, self._gateway.name, at)
+        plan = await self._unit(commands.prepare_command, target_run_id, request.attempt,
+                                self._gateway.name, at)
         if is_terminal(RunKind.TARGET, plan.target_status):
             return DispatchResult(plan.command_id, plan.target_status, sent=False,
                                   command_status=plan.command_status)
@@ -206,8 +215,8 @@ class RunActivities:
                     operation_type=plan.operation_type, args=args,
                     device_attributes=plan.device_attributes,
                 ))
-            status = await self._db(commands.mark_dispatched, self._engine, target_run_id,
-                                    UUID(plan.command_id), at)
+            status = await self._unit(commands.mark_dispatched, target_run_id,
+                                      UUID(plan.command_id), at)
         return DispatchResult(plan.command_id, status, sent=not plan.already_sent)
 
     async def _send(self, command: DeviceCommand) -> None:

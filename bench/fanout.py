@@ -573,11 +573,14 @@ async def run_product(client: Client, procs: Processes, work: Path, address: str
             log(f"(b) worker and API up (API on {api_port}); starting the run through HTTP")
             if profile:
                 for name, pid in (("worker", worker.pid), ("api", api.pid)):
-                    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent))
+                    spy = (shutil.which("py-spy", path=str(Path(sys.executable).parent))
+                           or shutil.which("py-spy"))  # e.g. `uv tool install py-spy`
                     if spy:
+                        # --gil: only the thread holding the GIL is sampled, so idle waits
+                        # (epoll, the store thread's queue) do not show as work.
                         procs.start(f"py-spy-{name}", [
                             spy, "record", "--pid", str(pid), "--rate", "50", "--nonblocking",
-                            "--format", "raw", "-o", str(work / f"profile-{name}.txt")],
+                            "--gil", "--format", "raw", "-o", str(work / f"profile-{name}.txt")],
                             work / f"py-spy-{name}.log")
                         spies.append(f"py-spy-{name}")
                 await asyncio.sleep(1.0)
@@ -884,7 +887,8 @@ def main() -> int:
     parser.add_argument("--skip-baseline", action="store_true", help="only run (b)")
     parser.add_argument("--profile", action="store_true",
                         help="py-spy the worker and the API during (b) (needs py-spy in the "
-                        "venv); raw stacks are kept in the work dir")
+                        "venv or on PATH, e.g. `uv tool install py-spy`); raw stacks are kept "
+                        "in the work dir")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, dbs)")
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from uuid import UUID
 
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -20,14 +21,15 @@ from domain.statuses import RunKind, is_terminal
 from observability.logs import log_fields
 from observability.metrics import COMMAND_LATENCY
 from store.executor import run_db
+from store.group_commit import run_unit
 from store.runs.events import (
     RecordedEvents,
     ReportBuilder,
     SignalBatch,
-    mark_signalled,
+    mark_signalled_in,
     pending_signals,
-    record_command_events,
-    record_report,
+    record_command_events_in,
+    record_report_in,
 )
 from workflows.messages import CommandEvents
 from workflows.target_run import TargetRunWorkflow
@@ -55,19 +57,21 @@ class CommandEventRelay:
         and the signal is owed until a later delivery or `resend_pending` gets it through.
         """
         return await self._record_then_signal(
-            command_id, lambda: record_command_events(self._engine, command_id, list(events)))
+            lambda session: record_command_events_in(session, command_id, list(events)),
+            command_id)
 
     async def record_report_and_signal(self, command_id: UUID | str,
                                        build: ReportBuilder) -> RecordedEvents:
         """A report judged under the command's lock (store.runs.events.record_report), then
         signalled like any gateway's events. What `build` raises comes back unrecorded."""
         return await self._record_then_signal(
-            command_id, lambda: record_report(self._engine, command_id, build))
+            lambda session: record_report_in(session, command_id, build), command_id)
 
-    async def _record_then_signal(self, command_id: UUID | str,
-                                  record: Callable[[], RecordedEvents]) -> RecordedEvents:
+    async def _record_then_signal(self, record: Callable[[Session], RecordedEvents],
+                                  command_id: UUID | str) -> RecordedEvents:
         with log_fields(command_id=str(command_id)):
-            recorded = await run_db(self._engine, record)
+            # With the other deliveries waiting for the store, in one transaction.
+            recorded = await run_unit(self._engine, record)
             _observe_latency(recorded)
             with log_fields(target_run_id=recorded.target_run_id):
                 await self._signal(recorded.signal)
@@ -122,7 +126,7 @@ class CommandEventRelay:
             # The run ended or never started: the store keeps the events, nobody is waiting.
             log.info("no open workflow %s for %d command event(s); kept in the store only",
                      workflow_id, len(batch.events))
-        await run_db(self._engine, mark_signalled, self._engine, batch.outbox_ids)
+        await run_unit(self._engine, lambda session: mark_signalled_in(session, batch.outbox_ids))
 
 
 def _observe_latency(recorded: RecordedEvents) -> None:

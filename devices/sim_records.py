@@ -6,11 +6,24 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Uuid, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Uuid,
+    bindparam,
+    case,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import col
+from sqlmodel import Session
 
 from store.db import transaction
 from store.runs.commands import Command, as_command_id
@@ -30,6 +43,17 @@ SimDelivery = Table(
 )
 
 
+_COMMANDS = Command.__table__  # type: ignore[attr-defined]
+# Sent now unless it was already (then its stamps stay), through this gateway unless another
+# was named: one UPDATE (every SET reads the row as it was), built once.
+_NOW = bindparam("now", type_=UTCDateTime())
+_MARK_SENT = update(_COMMANDS).where(_COMMANDS.c.id == bindparam("cid")).values(
+    sent_at=func.coalesce(_COMMANDS.c.sent_at, _NOW),
+    updated_at=case((_COMMANDS.c.sent_at.is_(None), _NOW), else_=_COMMANDS.c.updated_at),
+    gateway=case((_COMMANDS.c.gateway == "", bindparam("gateway_name")),
+                 else_=_COMMANDS.c.gateway))
+
+
 def create_tables(engine: Engine) -> None:
     """The simulator's table, if missing (the production schema never includes it)."""
     _SIM_METADATA.create_all(engine)
@@ -38,29 +62,31 @@ def create_tables(engine: Engine) -> None:
 def claim_sim_delivery(
     engine: Engine, command_id: UUID | str, device_id: UUID | str, gateway_name: str
 ) -> bool:
-    """Record that the simulated device starts this command; False if it already has.
+    """Record that the simulated device starts this command; False if it already has."""
+    with transaction(engine) as session:
+        return claim_sim_delivery_in(session, command_id, device_id, gateway_name)
+
+
+def claim_sim_delivery_in(
+    session: Session, command_id: UUID | str, device_id: UUID | str, gateway_name: str
+) -> bool:
+    """`claim_sim_delivery` in the caller's transaction.
 
     The insert skips on the unique command id, so two processes racing get one True. The
     command row (when there is one) is marked sent through this gateway if nobody did yet.
     """
     cid, did = as_command_id(command_id), UUID(str(device_id))
-    with transaction(engine) as session:
-        dialect = session.get_bind().dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        stmt = (
-            insert(SimDelivery)
-            .values(command_id=cid, device_id=did, gateway=gateway_name, at=utcnow())
-            .on_conflict_do_nothing(index_elements=["command_id"])
-            .returning(SimDelivery.c.id)
-        )
-        claimed = session.execute(stmt).first() is not None
-        now = utcnow()
-        this = col(Command.id) == cid
-        session.execute(update(Command).where(this, col(Command.sent_at).is_(None))
-                        .values(sent_at=now, updated_at=now))
-        session.execute(update(Command).where(this, col(Command.gateway) == "")
-                        .values(gateway=gateway_name))
-        return claimed
+    dialect = session.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    stmt = (
+        insert(SimDelivery)
+        .values(command_id=cid, device_id=did, gateway=gateway_name, at=utcnow())
+        .on_conflict_do_nothing(index_elements=["command_id"])
+        .returning(SimDelivery.c.id)
+    )
+    claimed = session.execute(stmt).first() is not None
+    session.execute(_MARK_SENT, {"cid": cid, "now": utcnow(), "gateway_name": gateway_name})
+    return claimed
 
 
 def sim_delivery_count(engine: Engine, command_id: UUID | str) -> int:

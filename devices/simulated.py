@@ -20,11 +20,12 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
-from devices.sim_records import claim_sim_delivery, create_tables
+from devices.sim_records import claim_sim_delivery, claim_sim_delivery_in, create_tables
 from domain.commands import CommandEvent, DeviceCommand
 from domain.gateway import EventSink
 from domain.statuses import CommandStatus, RunKind, is_terminal
 from store.executor import run_db
+from store.group_commit import run_unit
 from store.runs.commands import (
     OpenCommand,
     UnknownCommand,
@@ -146,8 +147,8 @@ class SimulatedFleet:
         self._walks[cid] = walk  # before any await, so a concurrent send of it is a no-op
         try:
             async with walk.lock:
-                claimed = await run_db(self._engine, claim_sim_delivery, self._engine, cid,
-                                       command.device_id, self.name)
+                claimed = await run_unit(self._engine, lambda session: claim_sim_delivery_in(
+                    session, cid, command.device_id, self.name))
                 if claimed:
                     self.deliveries[cid] += 1
                     self._launch(walk, plan_walk(cid, command.device_attributes, self._seed))

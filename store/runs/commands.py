@@ -9,7 +9,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Column, text
+from sqlalchemy import Column, bindparam, insert, text, update
+from sqlalchemy import select as core_select  # sqlmodel's select takes at most 4 columns
 from sqlalchemy.engine import Engine
 from sqlmodel import Field, Session, SQLModel, col, select
 
@@ -29,7 +30,7 @@ from store.runs.statuses import apply_status
 from store.runs.tables import StageRunOperation, TargetRun, serial
 from store.shapes import Public, one_of, stamp
 from store.tenancy import owned
-from store.types import JSONType
+from store.types import JSONType, UTCDateTime, utcnow
 
 
 class UnknownCommand(LookupError):
@@ -181,58 +182,80 @@ class CommandPlan:
     pipeline_run_id: str = ""
 
 
-def prepare_command(engine: Engine, target_run_id: UUID, attempt: int, gateway: str,
+_COMMANDS: Any = Command.__table__  # type: ignore[attr-defined]
+_TARGET_RUNS: Any = TargetRun.__table__  # type: ignore[attr-defined]
+_OPERATIONS: Any = StageRunOperation.__table__  # type: ignore[attr-defined]
+_DEVICES: Any = Device.__table__  # type: ignore[attr-defined]
+_TID, _CID = "target_run_id_", "command_id_"  # bound ids (not column names)
+# Built once: building a statement and its cache key cost more than running it (issue 14).
+_T, _OP = _TARGET_RUNS.c, _OPERATIONS.c
+_READ_TARGET = (
+    core_select(_T.status, _T.command_id, _T.command_status, _T.target_id, _T.enterprise_id,
+                _T.stage_run_id, _T.pipeline_run_id, _OP.operation_type, _OP.args,
+                _DEVICES.c.attributes)
+    .select_from(_TARGET_RUNS)
+    .outerjoin(_OPERATIONS, _OP.id == _T.stage_run_operation_id)
+    .outerjoin(_DEVICES, _DEVICES.c.id == _T.target_id)
+    .where(_T.id == bindparam(_TID)))
+_READ_COMMAND = core_select(_COMMANDS.c.status, _COMMANDS.c.sent_at).where(
+    _COMMANDS.c.id == bindparam(_CID))
+_INSERT_COMMAND = insert(_COMMANDS)
+_AT = bindparam("at", type_=UTCDateTime())
+_MARK_SENT = (update(_COMMANDS)
+              .where(_COMMANDS.c.id == bindparam(_CID), _COMMANDS.c.sent_at.is_(None))
+              .values(sent_at=_AT, updated_at=_AT))
+
+
+def prepare_command(session: Session, target_run_id: UUID, attempt: int, gateway: str,
                     at: datetime) -> CommandPlan:
     """The command of this attempt, created once (its id derives from the target run and the
-    attempt), with the target run moved to processing and pointed at it."""
-    with transaction(engine) as session:
-        target = session.get(TargetRun, target_run_id)
-        if target is None:
-            raise LookupError(f"target run {target_run_id} not found")
-        if is_terminal(RunKind.TARGET, target.status):
-            # Ended: before it started (an operator cancelled it; no command), or by this very
-            # workflow in a task lost with its worker (it has the command it ended with).
-            return CommandPlan(str(target.command_id or ""), str(target.target_id), "", {}, {},
-                               False, target.status, command_status=target.command_status)
-        operation = session.get(StageRunOperation, target.stage_run_operation_id)
-        device = session.get(Device, target.target_id)
-        assert operation is not None
-        command_id = derive_command_id(target_run_id, attempt)
-        command = session.get(Command, command_id)
-        if command is None:
-            command = Command(
-                id=command_id, target_run_id=target_run_id, enterprise_id=target.enterprise_id,
-                device_id=target.target_id, operation_type=operation.operation_type,
-                args=operation.args, gateway=gateway,
-            )
-            session.add(command)
-        status = apply_status(session, StatusChange(
-            RunKind.TARGET, str(target_run_id), TargetRunStatus.PROCESSING, at,
-            fields={"command_id": command_id, "command_status": command.status,
-                    "attempt": attempt},
-        ))
-        return CommandPlan(
-            command_id=str(command_id), device_id=str(target.target_id),
-            operation_type=operation.operation_type, args=dict(operation.args or {}),
-            device_attributes=dict(device.attributes or {}) if device else {},
-            already_sent=command.sent_at is not None, target_status=status,
-            stage_run_id=str(target.stage_run_id), pipeline_run_id=str(target.pipeline_run_id),
-        )
+    attempt), with the target run moved to processing and pointed at it.
+
+    Core statements, not ORM objects: once per target on the fan-out's hot path, and four
+    `session.get`s and a flush were most of its cost (docs/benchmarks.md, issue 14).
+    """
+    target = session.execute(_READ_TARGET, {_TID: target_run_id}).first()
+    if target is None:
+        raise LookupError(f"target run {target_run_id} not found")
+    if is_terminal(RunKind.TARGET, target.status):
+        # Ended: before it started (an operator cancelled it; no command), or by this very
+        # workflow in a task lost with its worker (it has the command it ended with).
+        return CommandPlan(str(target.command_id or ""), str(target.target_id), "", {}, {},
+                           False, target.status, command_status=target.command_status)
+    assert target.operation_type is not None, "a target run's operation is never deleted"
+    command_id = derive_command_id(target_run_id, attempt)
+    command = session.execute(_READ_COMMAND, {_CID: command_id}).first()
+    command_status, sent_at = (command.status, command.sent_at) if command else (
+        CommandStatus.SCHEDULED.value, None)
+    if command is None:
+        now = utcnow()
+        session.execute(_INSERT_COMMAND, dict(
+            id=command_id, target_run_id=target_run_id, enterprise_id=target.enterprise_id,
+            device_id=target.target_id, operation_type=target.operation_type,
+            args=target.args or {}, gateway=gateway, status=command_status, reason="",
+            output={}, last_sequence=-1, created_at=now, updated_at=now))
+    status = apply_status(session, StatusChange(
+        RunKind.TARGET, str(target_run_id), TargetRunStatus.PROCESSING, at,
+        fields={"command_id": command_id, "command_status": command_status,
+                "attempt": attempt},
+    ))
+    return CommandPlan(
+        command_id=str(command_id), device_id=str(target.target_id),
+        operation_type=target.operation_type, args=dict(target.args or {}),
+        device_attributes=dict(target.attributes or {}),
+        already_sent=sent_at is not None, target_status=status,
+        stage_run_id=str(target.stage_run_id), pipeline_run_id=str(target.pipeline_run_id),
+    )
 
 
-def mark_dispatched(engine: Engine, target_run_id: UUID, command_id: UUID,
+def mark_dispatched(session: Session, target_run_id: UUID, command_id: UUID,
                     at: datetime) -> str:
-    """The gateway queued the command: mark it sent and its target run dispatched, in one
-    transaction. Returns the target run's status afterwards."""
-    with transaction(engine) as session:
-        command = session.get(Command, command_id)
-        if command is not None and command.sent_at is None:
-            command.sent_at = at
-            command.updated_at = at
-            session.add(command)
-        return apply_status(session, StatusChange(
-            RunKind.TARGET, str(target_run_id), TargetRunStatus.DISPATCHED, at,
-            fields={"command_status": CommandStatus.QUEUED.value}))
+    """The gateway queued the command: mark it sent and its target run dispatched.
+    Returns the target run's status afterwards."""
+    session.execute(_MARK_SENT, {_CID: command_id, "at": at})
+    return apply_status(session, StatusChange(
+        RunKind.TARGET, str(target_run_id), TargetRunStatus.DISPATCHED, at,
+        fields={"command_status": CommandStatus.QUEUED.value}))
 
 
 def mark_command_cancel_requested(engine: Engine, command_id: UUID, at: datetime) -> None:
