@@ -71,7 +71,12 @@ HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 PATCH_LEAN_TARGETS = "stage-reads-target-completions"
 
 
-@workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS)
+# Unsandboxed, as target runs are: a stage run has a workflow task per few targets, and the
+# sandbox's per-activation cost was 8-13% of the worker's CPU at 2,000 targets
+# (docs/benchmarks.md). This module and workflows/stage_children.py keep no mutable module
+# state and use only `workflow.*` for time and I/O; the replay tests check determinism.
+@workflow.defn(name=names.STAGE_RUN_WORKFLOW, failure_exception_types=DATA_ERRORS,
+              sandboxed=False)
 class StageRunWorkflow(TargetChildren):
     @workflow.init
     def __init__(self, request: StageRunInput) -> None:

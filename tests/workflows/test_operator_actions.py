@@ -167,7 +167,7 @@ async def test_a_stage_continues_as_new_without_losing_a_target(
     # Devices that take a moment: targets are in flight whenever the stage continues as new,
     # so it hands their reports over (they signal the next run instead of completing to it).
     enterprise_id, pipeline_id = make_pipeline(sqlite_engine, [
-        StageSpec("fleet", devices=[{"sim_latency_ms": "300"}] * 40)])
+        StageSpec("fleet", devices=[{"sim_latency_ms": "1000"}] * 40)])
     async with running_worker(temporal_client, sqlite_engine, task_queue=task_queue):
         run = await start_pipeline_run(temporal_client, sqlite_engine,
                                        enterprise_id=enterprise_id, pipeline_id=pipeline_id,
