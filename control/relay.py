@@ -43,6 +43,10 @@ class CommandEventRelay:
     def __init__(self, engine: Engine, client: Client) -> None:
         self._engine = engine
         self._client = client
+        # Outbox rows this relay is signalling now: a resend round (or another delivery for
+        # the same target) that reads them before they are cleared leaves them to that send,
+        # instead of signalling the workflow twice.
+        self._sending: set[int] = set()
 
     async def deliver(self, command_id: str, events: list[CommandEvent]) -> None:
         await self.record_and_signal(command_id, events)
@@ -82,7 +86,8 @@ class CommandEventRelay:
         Raises the first refusal once every other owed batch was tried."""
         sent = 0
         while True:
-            batches = await run_db(self._engine, pending_signals, self._engine)
+            batches = self._not_in_flight(
+                await run_db(self._engine, pending_signals, self._engine))
             failed: list[Exception] = []
             for batch in batches:
                 try:
@@ -112,9 +117,21 @@ class CommandEventRelay:
                 log.warning("resending owed command-event signals failed (%s); next try in "
                             "%.0f s", err, wait)
 
+    def _not_in_flight(self, batches: list[SignalBatch]) -> list[SignalBatch]:
+        return [b for b in (_without(batch, self._sending) for batch in batches) if b.events]
+
     async def _signal(self, batch: SignalBatch) -> None:
+        batch = _without(batch, self._sending)
         if not batch.events:
-            return  # nothing changed: no signal, no history event
+            return  # nothing changed (or it is being sent already): no signal, no event
+        ids = set(batch.outbox_ids)
+        self._sending |= ids
+        try:
+            await self._send(batch)
+        finally:
+            self._sending -= ids
+
+    async def _send(self, batch: SignalBatch) -> None:
         workflow_id = target_run_workflow_id(batch.target_run_id)
         try:
             await self._client.get_workflow_handle(workflow_id).signal(
@@ -127,6 +144,16 @@ class CommandEventRelay:
             log.info("no open workflow %s for %d command event(s); kept in the store only",
                      workflow_id, len(batch.events))
         await run_unit(self._engine, lambda session: mark_signalled_in(session, batch.outbox_ids))
+
+
+def _without(batch: SignalBatch, sending: set[int]) -> SignalBatch:
+    """`batch` less the events whose outbox rows are being signalled already."""
+    if not sending.intersection(batch.outbox_ids):
+        return batch
+    kept = [(event, row) for event, row in zip(batch.events, batch.outbox_ids, strict=True)
+            if row not in sending]
+    return SignalBatch(batch.target_run_id, [event for event, _ in kept],
+                       [row for _, row in kept])
 
 
 def _observe_latency(recorded: RecordedEvents) -> None:

@@ -169,6 +169,48 @@ async def test_resend_pending_signals_what_a_crash_left_owed(
     assert [e.status for e in (await handle.result()).events] == ["queued", "failure"]
 
 
+class SlowClient:
+    """The real client whose signals take a while to be accepted (a busy server), so a resend
+    round runs while a delivery's signal is still on its way."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.sending = asyncio.Event()
+
+    def get_workflow_handle(self, workflow_id: str) -> object:
+        return _SlowHandle(self._client.get_workflow_handle(workflow_id), self.sending)
+
+
+class _SlowHandle:
+    def __init__(self, handle: WorkflowHandle, sending: asyncio.Event) -> None:
+        self._handle = handle
+        self._sending = sending
+
+    async def signal(self, *args: object, **kwargs: object) -> None:
+        self._sending.set()
+        await asyncio.sleep(0.5)
+        await self._handle.signal(*args, **kwargs)  # type: ignore[call-overload]
+
+
+async def test_a_resend_round_leaves_a_signal_on_its_way_to_its_sender(
+    sqlite_rows: Rows, temporal_client: Client, task_queue: str, probe_worker: Worker
+) -> None:
+    tr = uuid.uuid4()
+    cid = sqlite_rows.command(target_run_id=tr).command_id
+    handle = await start_probe(temporal_client, task_queue, tr)
+    slow = SlowClient(temporal_client)
+    relay = CommandEventRelay(sqlite_rows.engine, cast(Client, slow))
+    delivery = asyncio.create_task(relay.deliver(cid, [ev(cid, "queued", 0),
+                                                        ev(cid, "success", 1)]))
+    await asyncio.wait_for(slow.sending.wait(), 30)
+    assert len(pending_signals(sqlite_rows.engine)) == 1  # recorded, not yet cleared
+    assert await relay.resend_pending() == 0  # the delivery's own signal is on its way
+    await delivery
+    assert [e.status for e in (await handle.result()).events] == ["queued", "success"]
+    assert await signal_count(handle) == 1
+    assert pending_signals(sqlite_rows.engine) == []
+
+
 async def test_a_simulated_device_answering_at_once_costs_one_signal(
     sqlite_rows: Rows, temporal_client: Client, task_queue: str, probe_worker: Worker
 ) -> None:
