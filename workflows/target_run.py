@@ -143,8 +143,7 @@ class TargetRunWorkflow:
                                                 reason)))[0]
         await self._report(request, TargetRunResult(status=self._status, failure_type="FAILED",
                                                     command_id=self._command_id,
-                                                    command_status=self._command_status),
-                           closed_before_start=False)
+                                                    command_status=self._command_status))
 
     async def _run(self, request: TargetRunInput) -> TargetRunResult:
         deadline = workflow.now() + timedelta(seconds=request.timeout_seconds)
@@ -158,7 +157,6 @@ class TargetRunWorkflow:
         retries_left = dict(request.retries)
         attempt = 0
         result: TargetRunResult
-        closed_before_start = False
         while True:
             if self._stop is not None and not self._stop.only_before_dispatch:
                 result = await self._end_before_dispatch(request, self._stop, attempt)
@@ -176,8 +174,7 @@ class TargetRunWorkflow:
                     result = self._ended_earlier(dispatch.command_id, dispatch.command_status)
                 else:
                     # Ended before it started (an operator cancelled it while pending).
-                    result = TargetRunResult(status=self._status)
-                    closed_before_start = True
+                    result = TargetRunResult(status=self._status, closed_before_start=True)
                 break
             self._command_id = dispatch.command_id
             self._command_status = _C.QUEUED
@@ -192,8 +189,7 @@ class TargetRunWorkflow:
                 continue
             result = await self._finish(request, result)
             break
-        result.closed_before_start = closed_before_start
-        await self._report(request, result, closed_before_start)
+        await self._report(request, result)
         await workflow.wait_condition(workflow.all_handlers_finished)
         return result
 
@@ -315,8 +311,7 @@ class TargetRunWorkflow:
                                command_id=self._command_id,
                                command_status=result.command_status or self._command_status)
 
-    async def _report(self, request: TargetRunInput, result: TargetRunResult,
-                      closed_before_start: bool) -> None:
+    async def _report(self, request: TargetRunInput, result: TargetRunResult) -> None:
         succeeded_lean = request.reports_by_completion and result.status == _T.SUCCESS
         if request.search_attributes and not succeeded_lean:
             # The final status, once, in the task that ends the run anyway: one event on the
@@ -337,7 +332,7 @@ class TargetRunWorkflow:
             await workflow.get_external_workflow_handle(request.stage_workflow_id).signal(
                 names.SIGNAL_TARGET_FINISHED,
                 TargetFinished(request.target_run_id, result.status, result.failure_type,
-                               closed_before_start),
+                               result.closed_before_start),
             )
         except FailureError:
             # The stage run has ended (it stopped waiting for us); the store has our status.
